@@ -1,0 +1,427 @@
+"""One frozen dataclass per IR op type: parameters only, math in the docstring.
+
+Every op computes once per timestep on one sample; shapes are per-sample, per-timestep (no T or B
+axis). Neurons are the only stateful ops; their state is reset at the start of each sample. Ops hold
+weights as numpy arrays and nothing else: simulation lives in :mod:`snncc.reference`, lowering in
+the backends. Validation happens in ``_validate`` (called from ``__post_init__``) and raises
+:class:`~snncc.diagnostics.IRError` naming the op and the field, never ``assert``.
+
+Ports follow Lava's naming idea: a synaptic op reads ``in`` and writes ``out``; binary ops read
+``a`` and ``b``; ``Add`` reads ``in0 … in{n-1}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from snncc.diagnostics import IRError
+from snncc.ir.types import Kind
+
+
+def _freeze(value: Any) -> Any:
+    """Lists become tuples and arrays become read-only contiguous copies, so ops stay immutable."""
+    if isinstance(value, np.ndarray):
+        arr = np.array(value, copy=True, order="C")
+        arr.setflags(write=False)
+        return arr
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """Base class: ports, immutability and validation shared by every op."""
+
+    IN_PORTS: ClassVar[tuple[str, ...]] = ("in",)
+    OUT_PORTS: ClassVar[tuple[str, ...]] = ("out",)
+    #: Synaptic ops carry weights and are what the spike-driven rule constrains.
+    SYNAPTIC: ClassVar[bool] = False
+    #: Neuron ops are stateful over time and emit spikes.
+    NEURON: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _freeze(getattr(self, f.name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Raise IRError when a parameter is invalid; subclasses override."""
+
+    @property
+    def in_ports(self) -> tuple[str, ...]:
+        """Input port names of this op instance."""
+        return self.IN_PORTS
+
+    @property
+    def kind(self) -> str:
+        """The op's type name as used in printers, JSON and diagnostics."""
+        return type(self).__name__
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The op's array-valued parameters (weights, biases, BN statistics)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        }
+
+    def n_params(self) -> int:
+        """Number of scalar parameters stored in arrays."""
+        return int(sum(a.size for a in self.arrays().values()))
+
+    def replace(self, **changes: Any) -> Op:
+        """A copy with some fields changed (ops are immutable)."""
+        return dataclasses.replace(self, **changes)
+
+    def _fail(self, field: str, problem: str) -> None:
+        raise IRError(f"{self.kind}.{field}: {problem}")
+
+
+def op_equal(a: Op, b: Op) -> bool:
+    """Structural equality of two ops, comparing arrays element-wise (dtype included)."""
+    if type(a) is not type(b):
+        return False
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not (
+                isinstance(x, np.ndarray)
+                and isinstance(y, np.ndarray)
+                and x.dtype == y.dtype
+                and np.array_equal(x, y)
+            ):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def _check_pair(op: Op, name: str, value: tuple[int, ...], minimum: int) -> None:
+    if len(value) != 2 or any(v < minimum for v in value):
+        op._fail(name, f"expected two integers >= {minimum}, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Input(Op):
+    """Graph input. ``temporal=False``: a static sample (e.g. an image) presented at every step.
+
+    ``kind`` says what the host feeds: real pixels (``current``) or event frames (``spike``).
+    """
+
+    IN_PORTS: ClassVar[tuple[str, ...]] = ()
+    shape: tuple[int, ...] = ()
+    kind_in: Kind = Kind.CURRENT
+    temporal: bool = True
+
+    def _validate(self) -> None:
+        if any(int(s) <= 0 for s in self.shape):
+            self._fail("shape", f"dimensions must be positive, got {self.shape}")
+        object.__setattr__(self, "kind_in", Kind(self.kind_in))
+
+
+# ---------------------------------------------------------------------------------------------
+# Synaptic ops
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Linear(Op):
+    """``y = W x + b`` over the last axis. ``weight`` is ``[out, in]``; ``bias`` ``[out]`` or None."""
+
+    SYNAPTIC: ClassVar[bool] = True
+    weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((1, 1)))
+    bias: np.ndarray | None = None
+
+    def _validate(self) -> None:
+        if self.weight.ndim != 2:
+            self._fail("weight", f"expected [out, in], got shape {self.weight.shape}")
+        if self.bias is not None and self.bias.shape != (self.weight.shape[0],):
+            self._fail("bias", f"expected [{self.weight.shape[0]}], got {self.bias.shape}")
+
+
+@dataclass(frozen=True, eq=False)
+class Conv1d(Op):
+    """Cross-correlation over ``[C, L]``, as ``torch.nn.Conv1d``: weight ``[out, in/groups, k]``."""
+
+    SYNAPTIC: ClassVar[bool] = True
+    weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((1, 1, 1)))
+    bias: np.ndarray | None = None
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+
+    def _validate(self) -> None:
+        if self.weight.ndim != 3:
+            self._fail("weight", f"expected [out, in/groups, k], got {self.weight.shape}")
+        if self.stride < 1 or self.dilation < 1 or self.padding < 0 or self.groups < 1:
+            self._fail("stride", "stride/dilation/groups must be >= 1 and padding >= 0")
+        if self.bias is not None and self.bias.shape != (self.weight.shape[0],):
+            self._fail("bias", f"expected [{self.weight.shape[0]}], got {self.bias.shape}")
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(Op):
+    """Cross-correlation over ``[C, H, W]``, as ``torch.nn.Conv2d``: weight ``[out, in/g, kh, kw]``."""
+
+    SYNAPTIC: ClassVar[bool] = True
+    weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((1, 1, 1, 1)))
+    bias: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def _validate(self) -> None:
+        if self.weight.ndim != 4:
+            self._fail("weight", f"expected [out, in/groups, kh, kw], got {self.weight.shape}")
+        _check_pair(self, "stride", self.stride, 1)
+        _check_pair(self, "padding", self.padding, 0)
+        _check_pair(self, "dilation", self.dilation, 1)
+        if self.groups < 1:
+            self._fail("groups", f"must be >= 1, got {self.groups}")
+        if self.bias is not None and self.bias.shape != (self.weight.shape[0],):
+            self._fail("bias", f"expected [{self.weight.shape[0]}], got {self.bias.shape}")
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNorm(Op):
+    """Inference batch norm along ``axis``: ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
+
+    ``fold_bn`` folds it into the preceding synaptic op; one left standing is an affine current op.
+    """
+
+    weight: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(1))
+    bias: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1))
+    running_mean: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1))
+    running_var: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(1))
+    eps: float = 1e-5
+    axis: int = 0
+
+    def _validate(self) -> None:
+        n = self.weight.shape
+        for name in ("bias", "running_mean", "running_var"):
+            if getattr(self, name).shape != n:
+                self._fail(name, f"expected shape {n}, got {getattr(self, name).shape}")
+        if self.eps <= 0:
+            self._fail("eps", f"must be positive, got {self.eps}")
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d(Op):
+    """Average pooling over ``[C, H, W]`` (a unit-weight convolution times ``1/k²``).
+
+    Over spikes it is accumulate-only: a sum pool followed by a constant scale.
+    """
+
+    SYNAPTIC: ClassVar[bool] = True
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    padding: tuple[int, int] = (0, 0)
+    count_include_pad: bool = True
+
+    def _validate(self) -> None:
+        _check_pair(self, "kernel", self.kernel, 1)
+        _check_pair(self, "stride", self.stride, 1)
+        _check_pair(self, "padding", self.padding, 0)
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool2d(Op):
+    """Max pooling over ``[C, H, W]``; over spikes it is a logical OR (``SpikeOr``).
+
+    Padding counts as ``-inf`` (never selected), as in PyTorch.
+    """
+
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+
+    def _validate(self) -> None:
+        _check_pair(self, "kernel", self.kernel, 1)
+        _check_pair(self, "stride", self.stride, 1)
+        _check_pair(self, "padding", self.padding, 0)
+        _check_pair(self, "dilation", self.dilation, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Neurons (SpikingJelly multi-step semantics; state reset per sample)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LIF(Op):
+    """Leaky integrate-and-fire neuron, SpikingJelly ``LIFNode`` semantics.
+
+    Per step, with ``V[-1] = v_reset`` (0 for soft reset)::
+
+        decay_input:     H = V + (X - (V - v_reset)) / tau
+        not decay_input: H = V - (V - v_reset) / tau + X
+        S = (H >= v_threshold)
+        hard reset:      V = H * (1 - S) + v_reset * S
+        soft reset:      V = H - S * v_threshold         (v_reset is None)
+
+    (With ``v_reset`` None or 0 the ``v_reset`` terms vanish.)
+    """
+
+    NEURON: ClassVar[bool] = True
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    v_reset: float | None = 0.0
+    decay_input: bool = True
+
+    def _validate(self) -> None:
+        if not self.tau > 1.0:
+            self._fail("tau", f"must be > 1 (leak 1 - 1/tau in (0, 1)), got {self.tau}")
+        if not self.v_threshold > 0:
+            self._fail("v_threshold", f"must be positive, got {self.v_threshold}")
+
+
+@dataclass(frozen=True, eq=False)
+class IF(Op):
+    """Integrate-and-fire neuron (no leak): ``H = V + X``; threshold and reset as in :class:`LIF`."""
+
+    NEURON: ClassVar[bool] = True
+    v_threshold: float = 1.0
+    v_reset: float | None = 0.0
+
+    def _validate(self) -> None:
+        if not self.v_threshold > 0:
+            self._fail("v_threshold", f"must be positive, got {self.v_threshold}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Spike algebra and currents
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Add(Op):
+    """Element-wise sum of ``n`` inputs ``in0 … in{n-1}`` (a residual join)."""
+
+    n: int = 2
+
+    def _validate(self) -> None:
+        if self.n < 2:
+            self._fail("n", f"needs at least 2 inputs, got {self.n}")
+
+    @property
+    def in_ports(self) -> tuple[str, ...]:
+        return tuple(f"in{i}" for i in range(self.n))
+
+
+@dataclass(frozen=True, eq=False)
+class Scale(Op):
+    """Multiplication by a constant: ``y = factor * x`` (e.g. the attention scale 0.125)."""
+
+    factor: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class Mul(Op):
+    """Element-wise product ``y = a * b`` with numpy broadcasting; over spikes it is an AND."""
+
+    IN_PORTS: ClassVar[tuple[str, ...]] = ("a", "b")
+
+
+@dataclass(frozen=True, eq=False)
+class MatMul(Op):
+    """Matrix product ``y = a @ b`` over the last two axes (batched over leading axes).
+
+    Both operands are dynamic (e.g. ``Q @ Kᵀ`` in attention); over spikes each product is an AND
+    and each sum an accumulate, so the result is a COUNT.
+    """
+
+    IN_PORTS: ClassVar[tuple[str, ...]] = ("a", "b")
+
+
+# ---------------------------------------------------------------------------------------------
+# Structure (folded into connectivity by lowering)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Reshape(Op):
+    """Row-major reshape to ``shape`` (same number of elements)."""
+
+    shape: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Permute(Op):
+    """Axis permutation: output axis i is input axis ``dims[i]``."""
+
+    dims: tuple[int, ...] = ()
+
+    def _validate(self) -> None:
+        if sorted(self.dims) != list(range(len(self.dims))):
+            self._fail("dims", f"not a permutation: {self.dims}")
+
+
+@dataclass(frozen=True, eq=False)
+class Repeat(Op):
+    """Tile the input ``repeats[i]`` times along axis i (``torch.Tensor.repeat``)."""
+
+    repeats: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Slice(Op):
+    """``y = x[..., start:stop:step, ...]`` along ``axis`` (elastic first-k channel selection)."""
+
+    axis: int = 0
+    start: int = 0
+    stop: int = 1
+    step: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Pad(Op):
+    """Zero padding along ``axis``: ``before`` zeros, the input, ``after`` zeros (dropped heads)."""
+
+    axis: int = 0
+    before: int = 0
+    after: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Mean(Op):
+    """Mean over per-sample ``axes`` (e.g. the global average over tokens before the head)."""
+
+    axes: tuple[int, ...] = ()
+    keepdim: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Sum(Op):
+    """Sum over per-sample ``axes`` (e.g. SDSA's column sum of ``K ⊙ V`` over tokens)."""
+
+    axes: tuple[int, ...] = ()
+    keepdim: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class TimeMean(Op):
+    """Readout: mean of the input over all timesteps; the output is static (once per sample)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Delay(Op):
+    """``y[t] = x[t - steps]`` (zero before); inserted by latency balancing."""
+
+    steps: int = 1
+
+    def _validate(self) -> None:
+        if self.steps < 0:
+            self._fail("steps", f"must be >= 0, got {self.steps}")
+
+
+#: Every op class by name: the registry used by (de)serialisation and round-trip tests.
+OPS: dict[str, type[Op]] = {
+    cls.__name__: cls
+    for cls in (
+        Input, Linear, Conv1d, Conv2d, BatchNorm, AvgPool2d, MaxPool2d, LIF, IF, Add, Scale,
+        Mul, MatMul, Reshape, Permute, Repeat, Slice, Pad, Mean, Sum, TimeMean, Delay,
+    )
+}  # fmt: skip

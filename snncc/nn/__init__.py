@@ -1,0 +1,5 @@
+"""Training-side spiking neurons (torch). The frontend treats them as leaf ops."""
+
+from snncc.nn.neurons import IF, LIF, SigmoidSurrogate
+
+__all__ = ["IF", "LIF", "SigmoidSurrogate"]
