@@ -75,6 +75,14 @@ class Graph:
             raise IRError(f"{dst}.{port} already has a driver")
         self._g.add_edge(src, dst, port=port)
 
+    def rewire(self, dst: str, port: str, new_src: str) -> None:
+        """Make ``dst.port`` read ``new_src`` instead of its current driver."""
+        old = self.driver(dst, port)
+        if old is None:
+            raise IRError(f"{dst}.{port} has no driver to rewire")
+        self._g.remove_edge(old, dst, key=self._edge_key(old, dst, port))
+        self._g.add_edge(new_src, dst, port=port)
+
     def remove(self, name: str) -> None:
         """Remove a node and its edges; it must not be a graph output."""
         if name in self.outputs:

@@ -1,0 +1,81 @@
+"""Loihi 2 / Lava numbers, each with its source. The only place they are written.
+
+Sources are the sections of ``docs/hardware-semantics.md`` (kept from the project's reference
+material, which cites lava-nc 0.10.0 source files and the Loihi papers). Values marked
+``ASSUMPTION`` are not published by Intel; they are planning defaults the user can override
+(``--core-memory``), and reports label them as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LoihiConstraints:
+    """Per-core limits and fixed-point widths of Loihi 2 as simulated by Lava ``fixed_pt``."""
+
+    name: str = "loihi"
+    # -- resources ---------------------------------------------------------------------------
+    #: Neurons per core: "up to ~8k" (8,192 commonly quoted; 1 M / 128 ≈ 7.8 k).
+    #: Source: hardware-semantics §1.2 [sec]; no primary quote. ASSUMPTION.
+    neurons_per_core: int = 8192
+    #: Synapse + state memory per core in bytes: "128 KB of local SRAM … flexibly partitioned"
+    #: (some sources say 192 KB). Source: §1.2 [sec], conflicting. ASSUMPTION, configurable.
+    core_memory_bytes: int = 128 * 1024
+    #: Neuro cores per chip: 128 in Intel's brief; Lava's mapper counts 120 for N3 chips.
+    #: Source: §1.2, lava-nc magma/compiler/mapper.py (``NUM_VIRTUAL_CORES_L3 = 120``).
+    cores_per_chip: int = 120
+    #: Fan-in axons per core: a Loihi 1 constraint (4,096, Davies 2018 p.89); Loihi 2's is not
+    #: public. ASSUMPTION carried over from Loihi 1.
+    fan_in_per_core: int = 4096
+    # -- synapses ----------------------------------------------------------------------------
+    #: Dense weights: 8-bit mantissa with a shared ``weight_exp``; MIXED sign mode clips to
+    #: [-256, 255] and drops the LSB unless weights are passed doubled with weight_exp = -1.
+    #: Source: §2.2, lava-nc proc/dense/models.py, utils/weightutils.py [src][meas].
+    weight_bits: int = 8
+    weight_min: int = -128  # exact signed range with the 2·W / weight_exp = -1 recipe (§2.2)
+    weight_max: int = 127
+    weight_exp_min: int = -8
+    weight_exp_max: int = 7
+    #: Keep |Σ W·2^exp| per neuron per step within 16 bits so simulator and chip agree (§2.2).
+    input_sum_bits: int = 16
+    #: Synaptic delay field: 6 bits, DelayDense accepts 0..63, netx clamps to 62 (§1.2, §2.4).
+    max_delay: int = 62
+    #: Bits per stored synapse in the memory model: 8-bit weight (+ 6-bit delay when used).
+    #: Source: derived from §1.2 (weights 8-bit mantissa, delay 6-bit). ASSUMPTION for layout.
+    synapse_bits: int = 8
+    # -- neuron (PyLifModelBitAcc) ---------------------------------------------------------------
+    #: u, v are 24-bit: u wraps, v saturates at ±(2^23 - 1). Source: §2.1 [src][meas].
+    state_bits: int = 24
+    #: Decays du, dv are 12-bit with unity 4096; du = 0 still decays 1/4096 per step (trap 1).
+    decay_bits: int = 12
+    decay_unity: int = 4096
+    #: vth is 17-bit unsigned, compared as ``v > vth << 6`` (strict). Source: §2.1.
+    vth_bits: int = 17
+    vth_shift: int = 6
+    #: One unit of synaptic input is worth 2^6 in v-units (``a_in << 6``). Source: §2.1.
+    act_shift: int = 6
+    #: Bias mantissa 13-bit signed (-4096..4095), bias_exp 3 bits. Source: §2.1.
+    bias_mant_min: int = -4096
+    bias_mant_max: int = 4095
+    #: Neuron state bytes per compartment in the memory model (u, v 24-bit each, plus
+    #: parameters). ASSUMPTION: 8 bytes per neuron.
+    neuron_state_bytes: int = 8
+    # -- timing ------------------------------------------------------------------------------
+    #: Every Dense/Sparse/Conv adds exactly one timestep; DelayDense(d) adds 1 + d. Source: §2.4.
+    hop_latency: int = 1
+    #: Threshold convention: spike iff v > vth (strict). Source: §2.1.
+    strict_threshold: bool = True
+    sources: dict[str, str] = field(
+        default_factory=lambda: {
+            "neurons_per_core": "hardware-semantics §1.2 [sec] — planning assumption",
+            "core_memory_bytes": "hardware-semantics §1.2 [sec] — planning assumption",
+            "cores_per_chip": "lava-nc mapper.py N3 = 120 virtual cores (§1.2)",
+            "fixed-point widths": "lava-nc proc/lif/models.py PyLifModelBitAcc (§2.1)",
+            "weights": "lava-nc proc/dense/models.py + utils/weightutils.py (§2.2)",
+        }
+    )
+
+
+LOIHI = LoihiConstraints()

@@ -1,0 +1,33 @@
+"""The pass order, written once (code-style §2.5).
+
+The full architecture order (architecture.md, "Passes"); passes not yet written come in later
+issues and are added here, in this order, and nowhere else::
+
+    canonicalize → fold_bn → infer_types → verify_spike_driven → select_slice(budget)
+        → quantize(target) → lower(target) → balance_latency → partition(target)
+
+Why this order: ``canonicalize`` removes no-op structure so that ``fold_bn`` finds ``Linear → BN``
+adjacent; ``infer_types`` runs after both because they change which values are spikes;
+``verify_spike_driven`` needs the kinds; slicing, quantization and lowering need a verified graph.
+"""
+
+from __future__ import annotations
+
+from snncc.passes.canonicalize import canonicalize
+from snncc.passes.fold_bn import fold_bn
+from snncc.passes.infer_types import infer_types
+from snncc.passes.manager import PassFn
+
+#: Target-independent front of the pipeline: everything before verification.
+FRONT_PIPELINE: list[PassFn] = [
+    canonicalize,
+    fold_bn,
+    canonicalize,  # again: folding through transposes leaves inverse Permute pairs to cancel
+    infer_types,
+    # verify_spike_driven,  (later issue)
+    # select_slice,         (later issue; needs the budget)
+    # quantize,             (later issue; needs the target)
+    # lower,                (later issue; needs the target)
+    # balance_latency,      (later issue)
+    # partition,            (later issue; needs the target)
+]
