@@ -22,7 +22,8 @@ class SpiNNakerConstraints:
     cores_per_chip: int = 16
     #: Chips per SpiNN-5 board ("version 5"). Source: §1.3 [meas] virtual board.
     chips_per_board: int = 48
-    #: Usable SDRAM per chip in the sPyNNaker planner. Source: §1.3 VersionSpin1(max_sdram_per_chip).
+    #: Usable SDRAM per chip in the sPyNNaker planner.
+    #: Source: §1.3 VersionSpin1(max_sdram_per_chip).
     sdram_per_chip: int = 123_469_792
     #: DTCM per core. Source: §1.3 (dtcm_bytes = 2**16).
     dtcm_bytes: int = 65_536

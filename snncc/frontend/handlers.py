@@ -191,8 +191,9 @@ def pad(tr: Translator, node: fx.Node) -> Value:
         axis = _data_axis(cur, len(cur.shape) - 1 - i // 2)
         shape = list(cur.shape)
         shape[axis + cur.lead] += before + after
-        cur = tr.emit(O.Pad(axis=axis, before=before, after=after), [cur], node, cur.roles,
-                      shape=tuple(shape))  # fmt: skip
+        cur = tr.emit(
+            O.Pad(axis=axis, before=before, after=after), [cur], node, cur.roles, shape=tuple(shape)
+        )
     return cur
 
 
@@ -230,14 +231,22 @@ def conv(tr: Translator, node: fx.Node) -> Value:
     _one_lead(x, "convolution")
     if w.ndim == 3:
         op: O.Op = O.Conv1d(
-            weight=w, bias=b, stride=_pair(stride)[0], padding=_pair(padding)[0],
-            dilation=_pair(dilation)[0], groups=groups,
-        )  # fmt: skip
+            weight=w,
+            bias=b,
+            stride=_pair(stride)[0],
+            padding=_pair(padding)[0],
+            dilation=_pair(dilation)[0],
+            groups=groups,
+        )
     elif w.ndim == 4:
         op = O.Conv2d(
-            weight=w, bias=b, stride=_pair(stride), padding=_pair(padding),
-            dilation=_pair(dilation), groups=groups,
-        )  # fmt: skip
+            weight=w,
+            bias=b,
+            stride=_pair(stride),
+            padding=_pair(padding),
+            dilation=_pair(dilation),
+            groups=groups,
+        )
     else:
         raise Unsupported(f"{w.ndim - 2}-d convolution", "use Conv1d or Conv2d")
     return tr.emit(op, [x], node, x.roles)
@@ -259,8 +268,11 @@ def batch_norm(tr: Translator, node: fx.Node) -> Value:
     op = O.BatchNorm(
         weight=wt if wt is not None else torch.ones(n, dtype=torch.float64).numpy(),
         bias=bt if bt is not None else torch.zeros(n, dtype=torch.float64).numpy(),
-        running_mean=mt, running_var=vt, eps=float(eps), axis=axis,
-    )  # fmt: skip
+        running_mean=mt,
+        running_var=vt,
+        eps=float(eps),
+        axis=axis,
+    )
     return tr.emit(op, [x], node, x.roles)
 
 
@@ -272,8 +284,9 @@ def max_pool(tr: Translator, node: fx.Node) -> Value:
     if args[5]:
         raise Unsupported("max pooling with ceil_mode=True", "use ceil_mode=False")
     _one_lead(x, "max pooling")
-    op = O.MaxPool2d(kernel=kernel, stride=stride, padding=_pair(args[3] or 0),
-                     dilation=_pair(args[4] or 1))  # fmt: skip
+    op = O.MaxPool2d(
+        kernel=kernel, stride=stride, padding=_pair(args[3] or 0), dilation=_pair(args[4] or 1)
+    )
     return tr.emit(op, [x], node, x.roles)
 
 
@@ -286,8 +299,9 @@ def avg_pool(tr: Translator, node: fx.Node) -> Value:
         raise Unsupported("avg pooling with ceil_mode or divisor_override", "use the defaults")
     _one_lead(x, "average pooling")
     cip = True if args[5] is None else bool(args[5])
-    op = O.AvgPool2d(kernel=kernel, stride=stride, padding=_pair(args[3] or 0),
-                     count_include_pad=cip)  # fmt: skip
+    op = O.AvgPool2d(
+        kernel=kernel, stride=stride, padding=_pair(args[3] or 0), count_include_pad=cip
+    )
     return tr.emit(op, [x], node, x.roles)
 
 
@@ -330,8 +344,10 @@ def div(tr: Translator, node: fx.Node) -> Value:
     if isinstance(a, Value) and isinstance(b, (int, float)) and b > 0 and log2(b).is_integer():
         # Division by a power of two equals multiplication by its inverse bit for bit.
         return tr.emit(O.Scale(factor=1.0 / float(b)), [a], node, a.roles, static=a.static)
-    raise Unsupported("division other than by a positive power of two",
-                      "multiply by a constant (x * 0.125) instead")  # fmt: skip
+    raise Unsupported(
+        "division other than by a positive power of two",
+        "multiply by a constant (x * 0.125) instead",
+    )
 
 
 def matmul(tr: Translator, node: fx.Node) -> Value:
@@ -366,45 +382,45 @@ def batch_norm_tuple(tr: Translator, node: fx.Node) -> tuple[Value, None, None]:
 
 
 HANDLERS: dict[Any, Callable[[Translator, fx.Node], Any]] = {
-    aten.view: reshape_like,            # structure: per-sample reshape or a role change
+    aten.view: reshape_like,  # structure: per-sample reshape or a role change
     aten.reshape: reshape_like,
     aten._unsafe_view: reshape_like,
     aten.flatten: reshape_like,
     aten.unflatten: reshape_like,
     aten.unsqueeze: reshape_like,
     aten.squeeze: reshape_like,
-    aten.contiguous: identity,          # memory layout only
+    aten.contiguous: identity,  # memory layout only
     aten.clone: identity,
     aten.alias: identity,
     aten.detach: identity,
     aten.lift_fresh_copy: identity,
-    aten._to_copy: to_copy,             # float casts are value-preserving for spikes and currents
+    aten._to_copy: to_copy,  # float casts are value-preserving for spikes and currents
     aten.to: to_copy,
     aten.type_as: identity,
-    aten.dropout: dropout,              # identity in eval mode (Dropout, DropPath)
+    aten.dropout: dropout,  # identity in eval mode (Dropout, DropPath)
     aten.permute: permute,
     aten.transpose: permute,
     aten.t: permute,
-    aten.repeat: repeat,                # static input over time = direct encoding
+    aten.repeat: repeat,  # static input over time = direct encoding
     aten.expand: repeat,
-    aten.slice: slice_,                 # elastic first-k selection
-    aten.constant_pad_nd: pad,          # zero-padded dropped heads
+    aten.slice: slice_,  # elastic first-k selection
+    aten.constant_pad_nd: pad,  # zero-padded dropped heads
     aten.pad: pad,
-    aten.mean: reduce,                  # token mean, or the mean over time (readout)
+    aten.mean: reduce,  # token mean, or the mean over time (readout)
     aten.sum: reduce,
     aten.linear: linear,
     aten.conv1d: conv,
     aten.conv2d: conv,
     aten.batch_norm: batch_norm,
     aten._native_batch_norm_legit_no_training: batch_norm_tuple,
-    aten.max_pool2d: max_pool,          # OR over spikes
+    aten.max_pool2d: max_pool,  # OR over spikes
     aten.avg_pool2d: avg_pool,
-    aten.add: add,                      # residual joins
-    aten.mul: mul,                      # constant scale, or AND of spikes
+    aten.add: add,  # residual joins
+    aten.mul: mul,  # constant scale, or AND of spikes
     aten.div: div,
-    aten.matmul: matmul,                # dynamic spike products (attention)
-    torch.ops.snncc.neuron: neuron,     # every neuron module (see frontend/neurons.py)
-}  # fmt: skip
+    aten.matmul: matmul,  # dynamic spike products (attention)
+    torch.ops.snncc.neuron: neuron,  # every neuron module (see frontend/neurons.py)
+}
 
 #: Fixes suggested for well-known unsupported ops.
 HINTS = {

@@ -7,8 +7,9 @@ graph node (instead of its Python time loop), carrying the module path in ``nn_m
 parameters. Recognised classes (by class name, so SpikingJelly is not a dependency):
 
 - ``snncc.nn.LIF`` / ``snncc.nn.IF``;
-- SpikingJelly ``MultiStepLIFNode`` / ``MultiStepIFNode`` (clock_driven) and ``LIFNode`` / ``IFNode``
-  (activation_based with ``step_mode='m'``): same arithmetic, see :mod:`snncc.nn.neurons`;
+- SpikingJelly ``MultiStepLIFNode`` / ``MultiStepIFNode`` (clock_driven) and ``LIFNode`` /
+  ``IFNode`` (activation_based with ``step_mode='m'``): same arithmetic as
+  :mod:`snncc.nn.neurons`;
 - ``snncc.nn.expgif.ExpGIF`` when the seed zoo provides it.
 """
 
@@ -109,6 +110,9 @@ def neuron_op(module: nn.Module, path: str) -> O.Op | Diagnostic:
     if name == "ExpGIF" and hasattr(O, "ExpGIF"):
         return O.ExpGIF(theta=float(module.theta), bits=int(module.bits))  # type: ignore[attr-defined]
     return Diagnostic(
-        "FE002", Severity.ERROR, f"neuron class {name} has no IR op", src=path,
+        "FE002",
+        Severity.ERROR,
+        f"neuron class {name} has no IR op",
+        src=path,
         hint="use snncc.nn.LIF / snncc.nn.IF",
-    )  # fmt: skip
+    )

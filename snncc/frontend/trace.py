@@ -57,7 +57,8 @@ def _module_path(node: fx.Node) -> tuple[str, bool]:
         return "", False
     path, cls = list(stack.values())[-1]
     cls_name = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
-    library = cls_name.startswith("torch.nn.modules") or node.target is torch.ops.snncc.neuron.default
+    is_neuron = node.target is torch.ops.snncc.neuron.default
+    library = cls_name.startswith("torch.nn.modules") or is_neuron
     return str(path), library
 
 
@@ -132,8 +133,15 @@ class Translator:
     def diag(self, node: fx.Node, message: str, hint: str | None, code: str = "FE001") -> None:
         path, _ = _module_path(node)
         self.diagnostics.append(
-            Diagnostic(code, Severity.ERROR, message, node=path or node.name, src=path or None,
-                       loc=_location(node), hint=hint)  # fmt: skip
+            Diagnostic(
+                code,
+                Severity.ERROR,
+                message,
+                node=path or node.name,
+                src=path or None,
+                loc=_location(node),
+                hint=hint,
+            )
         )
 
     def run(self, input_roles: tuple[str, ...], input_kind: Kind, static_input: bool) -> Graph:
@@ -147,8 +155,11 @@ class Translator:
                 shape = tuple(int(s) for s in node.meta["val"].shape)
                 data = shape[len(input_roles) :]
                 name = g.unique_name("input" if not g.inputs else f"input{len(g.inputs)}")
-                g.add(name, O.Input(shape=data, kind_in=input_kind, temporal=not static_input),
-                      TensorType(data, input_kind))  # fmt: skip
+                g.add(
+                    name,
+                    O.Input(shape=data, kind_in=input_kind, temporal=not static_input),
+                    TensorType(data, input_kind),
+                )
                 g.inputs.append(name)
                 self.env[node] = Value(name, input_roles, shape)
             elif node.op == "call_function":
@@ -213,8 +224,10 @@ def trace(
     if time_axis is not None and x.shape[time_axis] != T:
         raise SnnccError(
             f"input has {x.shape[time_axis]} steps on axis {time_axis} but timesteps={T}",
-            code="FE011", hint="pass matching timesteps", exit_code=2,
-        )  # fmt: skip
+            code="FE011",
+            hint="pass matching timesteps",
+            exit_code=2,
+        )
     input_roles = {None: ("B",), 0: ("T", "B"), 1: ("B", "T")}.get(time_axis)
     if input_roles is None:
         raise SnnccError(f"time_axis must be None, 0 or 1, got {time_axis}", code="FE012")
@@ -230,7 +243,8 @@ def trace(
                 raise SnnccError(
                     f"torch.export could not trace the model: {type(e).__name__}: "
                     f"{str(e).splitlines()[0] if str(e) else ''}",
-                    code="FE003", exit_code=3,
+                    code="FE003",
+                    exit_code=3,
                     hint="check that the example input fits the model and forward has no "
                     "data-dependent Python control flow",
                 ) from e
@@ -240,9 +254,11 @@ def trace(
         module.train(was_training)
     if tr.diagnostics:
         raise SnnccError.from_diagnostics(
-            f"{len(tr.diagnostics)} unsupported op(s) in {g.name}", tr.diagnostics,
-            code="FE001", exit_code=3,
-        )  # fmt: skip
+            f"{len(tr.diagnostics)} unsupported op(s) in {g.name}",
+            tr.diagnostics,
+            code="FE001",
+            exit_code=3,
+        )
     in_shape = list(example_input.shape)
     del in_shape[batch_axis]
     g.meta = {"timesteps": T, "time_axis": time_axis, "input_shape": in_shape}

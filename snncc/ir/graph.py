@@ -48,9 +48,13 @@ class Graph:
         if name in self._g:
             raise IRError(f"duplicate node name {name!r}")
         self._g.add_node(
-            name, op=op, type=type, src=src if src is not None else name, loc=loc,
+            name,
+            op=op,
+            type=type,
+            src=src if src is not None else name,
+            loc=loc,
             meta=dict(meta or {}),
-        )  # fmt: skip
+        )
         self._order[name] = self._next
         self._next += 1
         return name
@@ -190,16 +194,22 @@ class Graph:
         if not isinstance(other, Graph):
             return NotImplemented
         if (self.name, self.inputs, self.outputs, self.meta) != (
-            other.name, other.inputs, other.outputs, other.meta,
-        ):  # fmt: skip
+            other.name,
+            other.inputs,
+            other.outputs,
+            other.meta,
+        ):
             return False
         if self.nodes() != other.nodes() or self.edges() != other.edges():
             return False
         for n in self.nodes():
             a, b = self._g.nodes[n], other._g.nodes[n]
             if (a["type"], a["src"], a["loc"], a["meta"]) != (
-                b["type"], b["src"], b["loc"], b["meta"],
-            ):  # fmt: skip
+                b["type"],
+                b["src"],
+                b["loc"],
+                b["meta"],
+            ):
                 return False
             if not op_equal(a["op"], b["op"]):
                 return False

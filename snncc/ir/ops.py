@@ -132,7 +132,7 @@ class Input(Op):
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Linear(Op):
-    """``y = W x + b`` over the last axis. ``weight`` is ``[out, in]``; ``bias`` ``[out]`` or None."""
+    """``y = W x + b`` over the last axis; ``weight`` is ``[out, in]``, ``bias`` ``[out]``/None."""
 
     SYNAPTIC: ClassVar[bool] = True
     weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((1, 1)))
@@ -168,7 +168,7 @@ class Conv1d(Op):
 
 @dataclass(frozen=True, eq=False)
 class Conv2d(Op):
-    """Cross-correlation over ``[C, H, W]``, as ``torch.nn.Conv2d``: weight ``[out, in/g, kh, kw]``."""
+    """Cross-correlation over ``[C, H, W]`` like ``torch.nn.Conv2d`` (weight ``[o, i/g, kh, kw]``)."""
 
     SYNAPTIC: ClassVar[bool] = True
     weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((1, 1, 1, 1)))
@@ -284,7 +284,7 @@ class LIF(Op):
 
 @dataclass(frozen=True, eq=False)
 class IF(Op):
-    """Integrate-and-fire neuron (no leak): ``H = V + X``; threshold and reset as in :class:`LIF`."""
+    """Integrate-and-fire neuron (no leak): ``H = V + X``; threshold and reset as :class:`LIF`."""
 
     NEURON: ClassVar[bool] = True
     v_threshold: float = 1.0
@@ -421,7 +421,27 @@ class Delay(Op):
 OPS: dict[str, type[Op]] = {
     cls.__name__: cls
     for cls in (
-        Input, Linear, Conv1d, Conv2d, BatchNorm, AvgPool2d, MaxPool2d, LIF, IF, Add, Scale,
-        Mul, MatMul, Reshape, Permute, Repeat, Slice, Pad, Mean, Sum, TimeMean, Delay,
+        Input,
+        Linear,
+        Conv1d,
+        Conv2d,
+        BatchNorm,
+        AvgPool2d,
+        MaxPool2d,
+        LIF,
+        IF,
+        Add,
+        Scale,
+        Mul,
+        MatMul,
+        Reshape,
+        Permute,
+        Repeat,
+        Slice,
+        Pad,
+        Mean,
+        Sum,
+        TimeMean,
+        Delay,
     )
-}  # fmt: skip
+}

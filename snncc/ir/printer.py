@@ -57,8 +57,6 @@ def format_graph(g: Graph) -> str:
         loc = g.loc(n) or ""
         rows.append((n, g.op(n).kind, ins, str(g.type(n)), loc))
     widths = [min(max(len(r[i]) for r in rows), 48) for i in range(4)]
-    lines = [
-        "  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows
-    ]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     lines.append(f"inputs: {', '.join(g.inputs)}    outputs: {', '.join(g.outputs)}")
     return "\n".join(lines)

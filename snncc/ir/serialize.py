@@ -151,9 +151,13 @@ def from_dict(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Graph:
     for nd in doc["nodes"]:
         t = TensorType.from_dict(nd["type"]) if nd["type"] is not None else None
         g.add(
-            nd["name"], op_from_dict(nd["op"], arrays), t,
-            src=nd["src"], loc=nd["loc"], meta=nd["meta"],
-        )  # fmt: skip
+            nd["name"],
+            op_from_dict(nd["op"], arrays),
+            t,
+            src=nd["src"],
+            loc=nd["loc"],
+            meta=nd["meta"],
+        )
     for u, v, p in doc["edges"]:
         g.connect(u, v, p)
     g.inputs, g.outputs, g.meta = list(doc["inputs"]), list(doc["outputs"]), dict(doc["meta"])

@@ -125,19 +125,19 @@ def _input(op: O.Input, ins: list[Shape]) -> Shape:
 
 
 RULES: dict[type[O.Op], Callable[..., Shape]] = {
-    O.Input: _input,            # the declared per-step sample shape
-    O.Linear: _linear,          # last axis in -> out
-    O.Conv1d: _conv1d,          # [C, L] -> [C', L']
-    O.Conv2d: _conv2d,          # [C, H, W] -> [C', H', W']
-    O.BatchNorm: _batchnorm,    # shape-preserving, channel axis checked
-    O.AvgPool2d: _pool,         # [C, H, W] -> [C, H', W']
+    O.Input: _input,  # the declared per-step sample shape
+    O.Linear: _linear,  # last axis in -> out
+    O.Conv1d: _conv1d,  # [C, L] -> [C', L']
+    O.Conv2d: _conv2d,  # [C, H, W] -> [C', H', W']
+    O.BatchNorm: _batchnorm,  # shape-preserving, channel axis checked
+    O.AvgPool2d: _pool,  # [C, H, W] -> [C, H', W']
     O.MaxPool2d: _pool,
-    O.LIF: _same,               # neurons are element-wise
+    O.LIF: _same,  # neurons are element-wise
     O.IF: _same,
-    O.Add: _broadcast,          # numpy broadcasting
+    O.Add: _broadcast,  # numpy broadcasting
     O.Mul: _broadcast,
     O.Scale: _same,
-    O.MatMul: _matmul,          # batched over leading axes
+    O.MatMul: _matmul,  # batched over leading axes
     O.Reshape: _reshape,
     O.Permute: _permute,
     O.Repeat: _repeat,
@@ -145,7 +145,7 @@ RULES: dict[type[O.Op], Callable[..., Shape]] = {
     O.Pad: _pad,
     O.Mean: _reduce,
     O.Sum: _reduce,
-    O.TimeMean: _same,          # same shape, static
+    O.TimeMean: _same,  # same shape, static
     O.Delay: _same,
 }
 

@@ -1,4 +1,4 @@
-"""Multi-step spiking neurons with SpikingJelly's ``MultiStepLIFNode`` / ``MultiStepIFNode`` semantics.
+"""Multi-step spiking neurons with the semantics of SpikingJelly's ``MultiStepLIFNode``/``IFNode``.
 
 Input and output are ``[T, ...]`` (time first; usually ``[T, B, ...]``). State is created fresh on
 every forward, so samples never leak into each other and no ``reset_net`` call is needed. The
