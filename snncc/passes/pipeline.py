@@ -17,14 +17,15 @@ from snncc.passes.canonicalize import canonicalize
 from snncc.passes.fold_bn import fold_bn
 from snncc.passes.infer_types import infer_types
 from snncc.passes.manager import PassFn
+from snncc.passes.verify_spike_driven import verify_spike_driven
 
-#: Target-independent front of the pipeline: everything before verification.
+#: Target-independent front of the pipeline: up to and including spike-driven verification.
 FRONT_PIPELINE: list[PassFn] = [
     canonicalize,
     fold_bn,
     canonicalize,  # again: folding through transposes leaves inverse Permute pairs to cancel
     infer_types,
-    # verify_spike_driven,  (later issue)
+    verify_spike_driven,
     # select_slice,         (later issue; needs the budget)
     # quantize,             (later issue; needs the target)
     # lower,                (later issue; needs the target)

@@ -1,0 +1,26 @@
+"""Analyses of a typed spike graph: SOP counts and energy estimates (``snncc energy``).
+
+- :mod:`snncc.analysis.sops`: ANN-equivalent FLOPs per layer and the SSA attention term;
+- :mod:`snncc.analysis.stats`: firing statistics from the reference interpreter;
+- :mod:`snncc.analysis.energy`: MAC/AC classification, totals and energy models with sources;
+- :mod:`snncc.analysis.cli_cmds`: the ``verify`` and ``energy`` subcommands (rich tables).
+
+The spike-driven verifier itself is a pass (:mod:`snncc.passes.verify_spike_driven`). Everything
+here except ``cli_cmds`` and ``render`` imports with numpy and networkx only.
+"""
+
+from __future__ import annotations
+
+from snncc.analysis.energy import MODELS, EnergyReport, analyze, estimate, prepare
+from snncc.analysis.sops import attention_blocks, costed_layers, layer_flops
+
+__all__ = [
+    "MODELS",
+    "EnergyReport",
+    "analyze",
+    "attention_blocks",
+    "costed_layers",
+    "estimate",
+    "layer_flops",
+    "prepare",
+]
