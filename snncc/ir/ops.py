@@ -168,7 +168,7 @@ class Conv1d(Op):
 
 @dataclass(frozen=True, eq=False)
 class Conv2d(Op):
-    """Cross-correlation over ``[C, H, W]`` like ``torch.nn.Conv2d`` (weight ``[o, i/g, kh, kw]``)."""
+    """Cross-correlation over ``[C, H, W]`` like ``nn.Conv2d``; weight ``[out, in/g, kh, kw]``."""
 
     SYNAPTIC: ClassVar[bool] = True
     weight: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((1, 1, 1, 1)))
@@ -258,15 +258,16 @@ class MaxPool2d(Op):
 class LIF(Op):
     """Leaky integrate-and-fire neuron, SpikingJelly ``LIFNode`` semantics.
 
-    Per step, with ``V[-1] = v_reset`` (0 for soft reset)::
+    Per step, with ``V[-1] = v_reset`` (0 for soft reset), written as the exact float operations
+    SpikingJelly (and :mod:`snncc.nn.neurons`) perform, since spikes must match bit for bit::
 
-        decay_input:     H = V + (X - (V - v_reset)) / tau
-        not decay_input: H = V - (V - v_reset) / tau + X
-        S = (H >= v_threshold)
-        hard reset:      V = H * (1 - S) + v_reset * S
-        soft reset:      V = H - S * v_threshold         (v_reset is None)
-
-    (With ``v_reset`` None or 0 the ``v_reset`` terms vanish.)
+        decay_input, v_reset in {None, 0}:      H = V + (X - V) / tau
+        decay_input, v_reset = r:               H = V + (X - (V - r)) / tau
+        not decay_input, v_reset in {None, 0}:  H = V * (1 - 1 / tau) + X
+        not decay_input, v_reset = r:           H = V - (V - r) / tau + X
+        S = (H - v_threshold >= 0)
+        hard reset:  V = (1 - S) * H + S * v_reset
+        soft reset:  V = H - S * v_threshold        (v_reset is None)
     """
 
     NEURON: ClassVar[bool] = True
