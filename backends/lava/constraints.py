@@ -62,6 +62,18 @@ class LoihiConstraints:
     #: Neuron state bytes per compartment in the memory model (u, v 24-bit each, plus
     #: parameters). ASSUMPTION: 8 bytes per neuron.
     neuron_state_bytes: int = 8
+    #: Bits added to every stored synapse of a projection that uses delays (DelayDense): the
+    #: 6-bit delay field. Source: §1.2 / §2.4 (0..63). ASSUMPTION for the memory layout.
+    delay_field_bits: int = 6
+    #: Bytes per input-axon table entry (one per distinct presynaptic source a core receives).
+    #: Loihi 1 keeps ~20 kB of routing tables per core (§1.1); the Loihi 2 entry size is not
+    #: public. ASSUMPTION: 4 bytes per entry.
+    axon_entry_bytes: int = 4
+    #: State of a custom (non-neurocore) process such as a spike MatMul, per element: operand
+    #: buffers 1 byte per binary spike and 4 bytes per count/graded value, accumulators 4 bytes.
+    #: ASSUMPTION (no published layout; the process is not neurocore-native).
+    custom_spike_bytes: int = 1
+    custom_word_bytes: int = 4
     # -- timing ------------------------------------------------------------------------------
     #: Every Dense/Sparse/Conv adds exactly one timestep; DelayDense(d) adds 1 + d. Source: §2.4.
     hop_latency: int = 1

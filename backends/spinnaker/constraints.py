@@ -52,6 +52,13 @@ class SpiNNakerConstraints:
     #: Neuron DTCM bytes per neuron in the memory model. ASSUMPTION: 9 s16.15 words
     #: (V, V_rest, c_m, tau_m, I_offset, V_reset, tau_refrac, refract_timer, timestep; §4.2).
     neuron_state_bytes: int = 36
+    #: Ring-buffer entry width in bytes (16-bit entries, §4.1) and receptor types per neuron
+    #: (excitatory + inhibitory = 2^synapse_type_bits). Source: §4.1.
+    ring_buffer_entry_bytes: int = 2
+    #: Planning share of SDRAM per application core: the chip's usable SDRAM split evenly over
+    #: its 16 application cores (123,469,792 // 16). ASSUMPTION: sPyNNaker's planner only bounds
+    #: the chip total; an even split is the partitioner's per-core memory limit.
+    sdram_per_core: int = 123_469_792 // 16
 
     def max_delay_slots(self, atoms_per_core: int | None = None) -> int:
         """Delay slots a core's ring buffer holds: 2^(14 − atom_bits − synapse_type_bits) (§4.1)."""

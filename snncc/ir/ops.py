@@ -418,6 +418,89 @@ class Delay(Op):
             self._fail("steps", f"must be >= 0, got {self.steps}")
 
 
+# ---------------------------------------------------------------------------------------------
+# Target neurons (created by the ``quantize`` pass; integer state, see docs/quantization.md)
+# ---------------------------------------------------------------------------------------------
+def _check_int_array(op: Op, name: str, lo: int, hi: int) -> None:
+    arr = getattr(op, name)
+    if not np.issubdtype(arr.dtype, np.integer):
+        op._fail(name, f"must be an integer array, got dtype {arr.dtype}")
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        op._fail(name, f"values must lie in [{lo}, {hi}], got [{arr.min()}, {arr.max()}]")
+
+
+@dataclass(frozen=True, eq=False)
+class LoihiLIF(Op):
+    """Lava ``LIF`` under ``Loihi2SimCfg(select_tag="fixed_pt")`` (``PyLifModelBitAcc``).
+
+    Integer state u, v (24-bit), per step, with ``a`` the input (integer ``a_in`` units; a host
+    current ``x`` arrives as ``a = rint(x * host_scale)`` when ``host_scale > 0``)::
+
+        u = wrap24(trunc0(u * (4096 - (du + 1)) / 4096) + (a << 6))
+        v = clip(trunc0(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp), ±(2^23 - 1))
+        s = v > (vth << 6);   v[s] = 0          (u is not reset; no refractory period)
+
+    ``trunc0`` truncates toward zero; ``wrap24`` is Lava's single wrap into (-2^23, 2^23].
+    """
+
+    NEURON: ClassVar[bool] = True
+    du: int = 4095
+    dv: int = 0
+    vth: int = 0
+    bias_mant: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1, np.int64))
+    bias_exp: int = 6
+    host_scale: float = 0.0
+
+    def _validate(self) -> None:
+        if not -1 <= self.du <= 4095 or not 0 <= self.dv <= 4095:
+            self._fail("du", f"du in [-1, 4095], dv in [0, 4095]; got {self.du}, {self.dv}")
+        if not 0 <= self.vth <= 2**17 - 1:
+            self._fail("vth", f"must fit 17 unsigned bits, got {self.vth}")
+        if not -8 <= self.bias_exp <= 7:
+            self._fail("bias_exp", f"must be in [-8, 7], got {self.bias_exp}")
+        _check_int_array(self, "bias_mant", -4096, 4095)
+        if self.host_scale < 0:
+            self._fail("host_scale", f"must be >= 0, got {self.host_scale}")
+
+
+@dataclass(frozen=True, eq=False)
+class SpiNNakerLIF(Op):
+    """sPyNNaker 7.4.1 ``IF_curr_delta`` (LIF, delta synapses), s16.15 raw integers (2^-15 units).
+
+    The input carries the two 16-bit ring buffers as ``exc + 1j * inh`` (unsigned sums of stored
+    weight magnitudes; a host current ``x`` arrives as ``I_host = rint(x * host_scale)``). Per
+    step (``tau_refrac = 0``, dt = 1 ms, ``mul(a, b) = (a * b + 2^14) >> 15``)::
+
+        I     = (min(exc, 65535) << exc_shift) - (min(inh, 65535) << inh_shift) + i_offset
+        alpha = mul(I, r) + v_rest
+        V     = alpha - mul(exp_tc, alpha - V)
+        s     = V >= v_thresh;   V[s] = v_reset
+    """
+
+    NEURON: ClassVar[bool] = True
+    v_thresh: int = 2**15
+    v_reset: int = 0
+    v_rest: int = 0
+    exp_tc: int = 2**14
+    r: int = 2**15
+    i_offset: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1, np.int64))
+    exc_shift: int = 0
+    inh_shift: int = 0
+    host_scale: float = 0.0
+
+    def _validate(self) -> None:
+        for name in ("v_thresh", "v_reset", "v_rest", "r"):
+            if not -(2**31) <= getattr(self, name) < 2**31:
+                self._fail(name, "must fit a signed 32-bit s16.15 word")
+        if not 0 <= self.exp_tc <= 2**15:
+            self._fail("exp_tc", f"must be in [0, 2^15], got {self.exp_tc}")
+        if not (0 <= self.exc_shift <= 16 and 0 <= self.inh_shift <= 16):
+            self._fail("exc_shift", "ring-buffer shifts must be in [0, 16]")
+        _check_int_array(self, "i_offset", -(2**31), 2**31 - 1)
+        if self.host_scale < 0:
+            self._fail("host_scale", f"must be >= 0, got {self.host_scale}")
+
+
 #: Every op class by name: the registry used by (de)serialisation and round-trip tests.
 OPS: dict[str, type[Op]] = {
     cls.__name__: cls
@@ -444,5 +527,7 @@ OPS: dict[str, type[Op]] = {
         Sum,
         TimeMean,
         Delay,
+        LoihiLIF,
+        SpiNNakerLIF,
     )
 }

@@ -147,6 +147,8 @@ RULES: dict[type[O.Op], Callable[..., Shape]] = {
     O.Sum: _reduce,
     O.TimeMean: _same,  # same shape, static
     O.Delay: _same,
+    O.LoihiLIF: _same,  # target neurons are element-wise too
+    O.SpiNNakerLIF: _same,
 }
 
 

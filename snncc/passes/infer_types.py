@@ -104,6 +104,8 @@ KIND_RULES: dict[type[O.Op], KindRule] = {
     O.Slice: _keep,
     O.Pad: _keep,  # zero padding: 0 is a spike and a count
     O.Delay: _keep,  # a delayed value is the same value
+    O.LoihiLIF: _spike,  # target neurons (quantize pass) emit 0/1
+    O.SpiNNakerLIF: _spike,
     O.Add: _add,  # spikes/counts: count, bound = sum of bounds; any current/graded: current
     O.Mul: _mul,  # spike*spike = AND (spike); spike*count(k) = count(k); else current
     O.MatMul: _matmul,  # spikes/counts: count, bound = bound_a * bound_b * K; else current

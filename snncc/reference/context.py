@@ -10,8 +10,9 @@ kernel table can be written against the same calling convention.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,8 @@ class KernelCtx:
     batch: int
     out_type: TensorType
     feed: np.ndarray | None = None
+    #: The node's metadata (read-only use): the integer modes read ``meta["quant"]`` there.
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     def axis(self, axis: int, rank: int) -> int:
         """Map a per-sample axis (negative allowed) of a rank-``rank`` sample to an array axis."""

@@ -28,14 +28,21 @@ from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.ir.ops import Op
 from snncc.ir.verify import lint_or_raise
+from snncc.reference import loihi_kernels, spinnaker_kernels
 from snncc.reference.context import UNSUPPORTED, Kernel, KernelCtx
 from snncc.reference.feeds import timesteps_of, validate_feeds
 from snncc.reference.float_kernels import KERNELS as FLOAT_KERNELS
 
+# Target neurons (made by the quantize pass) have one integer semantics, the same in every mode.
+FLOAT_KERNELS.update({**loihi_kernels.NEURON_KERNELS, **spinnaker_kernels.NEURON_KERNELS})
 #: Numeric modes with a kernel table.
-MODES: dict[str, dict[type[Op], Kernel]] = {"float": FLOAT_KERNELS}
+MODES: dict[str, dict[type[Op], Kernel]] = {
+    "float": FLOAT_KERNELS,
+    "loihi": loihi_kernels.KERNELS,
+    "spinnaker": spinnaker_kernels.KERNELS,
+}
 #: Modes that are designed but not implemented yet.
-PLANNED_MODES = ("loihi", "spinnaker")
+PLANNED_MODES: tuple[str, ...] = ()
 #: What ``run(..., record=...)`` keeps in ``RunResult.values``.
 RECORD_MODES = ("neurons", "all")
 
@@ -139,6 +146,7 @@ def _evaluate(
             batch=batch,
             out_type=ty,
             feed=feeds.get(name),
+            meta=graph.node_meta(name),
         )
         y = kernels[type(op)](op, [values[d] for d in drivers], ctx)
         want = _expected_shape(graph, name, timesteps, batch)

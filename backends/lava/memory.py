@@ -1,0 +1,96 @@
+"""Loihi 2 bytes per core for a slice of a deployed layer (formulas in docs/budget.md).
+
+Per core holding ``k`` atoms of a layer with ``n`` atoms:
+
+- synapses: every stored connection costs ``synapse_bits`` (8) bits, plus the 6-bit delay field
+  when the projection is delayed (DelayDense), rounded up to whole bytes per synapse. Weights are
+  stored *per connection* (the Dense/Sparse lowering), convolutions included: Lava's Conv process
+  shares kernels in simulation, but the chip's layout of convolutional synapses is not public,
+  and the fan-in limit forces position-major placement, under which one core would need every
+  output channel's kernel anyway. Per connection is therefore the safe upper bound;
+- neuron state: ``neuron_state_bytes`` per neuron (relays, AND and OR neurons included);
+  a custom MatMul process holds operand buffers and accumulators instead;
+- input axons: one table entry of ``axon_entry_bytes`` per distinct presynaptic source, bounded
+  by ``min(n_pre, k·rf, (ceil(k/group)+1)·rf)`` per projection. The same count is checked
+  against ``fan_in_per_core``.
+
+Several layers may share a core (Lava's compiler packs processes), so the partitioner packs.
+"""
+
+from __future__ import annotations
+
+import math
+
+from snncc.backends.lava.constraints import LOIHI, LoihiConstraints
+from snncc.memory import Projection, Unit
+
+
+def axons(p: Projection, k: int) -> int:
+    """Upper bound on the distinct presynaptic sources of ``k`` consecutive atoms."""
+    if p.rf <= 0:
+        return 0
+    bound = min(p.n_pre, k * p.rf)
+    if p.group > 1:
+        bound = min(bound, (math.ceil(k / p.group) + 1) * p.rf)
+    return bound
+
+
+class LoihiMemoryModel:
+    """Per-core usage and limits of Loihi 2 (all limits are planning assumptions, §1.2)."""
+
+    name = "loihi"
+    packs = True
+
+    def __init__(self, core_memory: int | None = None, c: LoihiConstraints = LOIHI) -> None:
+        self.c = c
+        self.limits = {
+            "neurons": c.neurons_per_core,
+            "memory": int(core_memory) if core_memory else c.core_memory_bytes,
+            "fan_in": c.fan_in_per_core,
+        }
+
+    def synapse_bytes_each(self, p: Projection) -> int:
+        """Bytes per stored synapse of a projection: 8-bit weight (+ 6-bit delay field)."""
+        bits = self.c.synapse_bits + (self.c.delay_field_bits if p.delay > 0 else 0)
+        return math.ceil(bits / 8)
+
+    def state_bytes(self, unit: Unit, k: int) -> int:
+        """Neuron state, or the custom process's buffers for ``k`` of its output elements."""
+        if unit.neurons:
+            return k * self.c.neuron_state_bytes
+        spikes, words = unit.buffers
+        total = (
+            spikes * self.c.custom_spike_bytes
+            + words * self.c.custom_word_bytes
+            + unit.size * self.c.custom_word_bytes
+        )
+        return math.ceil(total * k / unit.size)
+
+    def usage(self, unit: Unit, k: int) -> dict[str, int]:
+        """Resources used by ``k`` atoms of ``unit`` on one core."""
+        n = max(1, unit.size)
+        syn = sum(math.ceil(p.synapses * k / n) * self.synapse_bytes_each(p)
+                  for p in unit.projections)  # fmt: skip
+        fan_in = sum(axons(p, k) for p in unit.projections) if unit.native else 0
+        state = self.state_bytes(unit, k)
+        routing = fan_in * self.c.axon_entry_bytes
+        return {
+            "neurons": k if unit.neurons else 0,
+            "memory": syn + state + routing,
+            "fan_in": fan_in,
+            "synapse_bytes": syn,
+            "state_bytes": state,
+            "routing_bytes": routing,
+        }
+
+    def extra_cores(self, unit: Unit, n_chunks: int) -> int:
+        """Loihi needs no helper cores (delays up to 62 live in the synapse)."""
+        return 0
+
+    def distinct_sources(self, unit: Unit) -> int:
+        """Presynaptic sources of a layer, each counted once (for the fan-in lower bound)."""
+        per_source: dict[str, int] = {}
+        for p in unit.projections:
+            if p.rf > 0:
+                per_source[p.source] = max(per_source.get(p.source, 0), p.n_pre)
+        return sum(per_source.values())

@@ -1,0 +1,469 @@
+"""snncc checkpoints: weights plus everything needed to rebuild and trace the model.
+
+A checkpoint is a ``torch.save`` file holding one plain dictionary::
+
+    {"format": "snncc-checkpoint", "version": 1, "arch": str, "config": dict,
+     "input_shape": tuple[int, ...], "timesteps": int, "time_axis": int | None,
+     "state_dict": dict[str, Tensor], "metrics": dict | None}
+
+Why a dictionary of plain values and not a pickled ``nn.Module``: unpickling a module runs code
+named by the file, so a checkpoint downloaded from anywhere could execute anything. A dictionary of
+tensors, numbers and strings loads with ``torch.load(weights_only=True)``, which refuses every other
+Python object; the model is rebuilt from the seed-zoo registry (``arch`` + ``config``) and the
+weights are loaded with ``strict=True``. Whole pickled modules and ``torch.export`` programs
+(``.pt2``, whose loader also unpickles) are accepted only with ``trust_pickle=True``
+(``--trust-pickle``).
+
+Every problem with the file is an :class:`~snncc.diagnostics.SnnccError` with exit code 2 whose one
+line names the file, says what is wrong and how to fix it. Codes: E020 no such file, E021 not a
+checkpoint, E022 truncated or corrupt, E023 refused pickle, E024 weights do not match the
+architecture, E025 written by a newer snncc, E026 invalid field, E027 unreadable pickled class,
+E028 input shape or timesteps unknown, E010/E011 unknown architecture / config field.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from snncc.diagnostics import SnnccError
+from snncc.ir.serialize import atomic_write_bytes
+
+FORMAT = "snncc-checkpoint"
+VERSION = 1
+#: Fields a checkpoint must have (``format``/``version``/``time_axis``/``metrics`` may be absent in
+#: files written before ``save_checkpoint`` existed: those are read as version 0).
+REQUIRED = ("arch", "config", "input_shape", "timesteps", "state_dict")
+_TRUST_HINT = (
+    "if you trust the file, pass --trust-pickle (trust_pickle=True); unpickling runs whatever code "
+    "the file names, so never do it for files from unknown sources"
+)
+_RESAVE_HINT = (
+    "write checkpoints with snncc.save_checkpoint(path, model, arch, config, input_shape, "
+    "timesteps)"
+)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to trace: the module (eval mode) and how to feed it.
+
+    ``input_shape`` excludes the batch axis; ``time_axis`` is where time is in the input *with*
+    the batch axis (``None``: the model repeats a static sample over time itself). ``source`` says
+    where the module came from: ``checkpoint``, ``pickle`` (a whole pickled module), ``export``
+    (a ``torch.export`` program) or ``zoo`` (a registry name with seeded random weights).
+    """
+
+    module: nn.Module
+    arch: str
+    config: dict[str, Any]
+    input_shape: tuple[int, ...]
+    timesteps: int
+    time_axis: int | None = None
+    metrics: dict[str, Any] | None = None
+    path: Path | None = None
+    source: str = "checkpoint"
+
+
+def _error(path: Path | str, problem: str, code: str, hint: str | None = None) -> SnnccError:
+    return SnnccError(f"{path}: {problem}", code=code, hint=hint, exit_code=2)
+
+
+# -- saving -------------------------------------------------------------------------------------
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    arch: str,
+    config: dict[str, Any],
+    input_shape: tuple[int, ...] | list[int],
+    timesteps: int,
+    *,
+    time_axis: int | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s weights and its description to ``path`` atomically (temp file + rename).
+
+    ``arch`` must be a registered zoo name and ``config`` its configuration (what
+    ``snncc.models.create(arch, **config)`` needs to rebuild the module). ``config`` and
+    ``metrics`` may hold only values a weights-only load accepts (numbers, strings, None, lists,
+    tuples, dicts); anything else is refused here rather than producing an unreadable file.
+    """
+    from snncc import models
+
+    path = Path(path)
+    models.spec(arch)  # unknown names fail now, not when someone tries to load the file
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": str(arch),
+        "config": dict(config),
+        "input_shape": tuple(int(s) for s in input_shape),
+        "timesteps": int(timesteps),
+        "time_axis": None if time_axis is None else int(time_axis),
+        "metrics": None if metrics is None else dict(metrics),
+    }
+    _check_weights_only(header, path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({**header, "state_dict": state}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _check_weights_only(header: dict[str, Any], path: Path) -> None:
+    """Refuse config/metrics values that ``torch.load(weights_only=True)`` would not read back."""
+    buf = io.BytesIO()
+    torch.save(header, buf)
+    buf.seek(0)
+    try:
+        torch.load(buf, weights_only=True)
+    except pickle.UnpicklingError as e:
+        name = _unsafe_global(str(e)) or "an unsupported object"
+        raise _error(
+            path,
+            f"cannot save: config or metrics contain {name}, which a weights-only load refuses",
+            "E026",
+            "store plain numbers, strings, lists and dicts in config and metrics",
+        ) from None
+
+
+# -- reading the file ---------------------------------------------------------------------------
+def _sniff(path: Path) -> tuple[str | None, str | None]:
+    """Recognise files that are certainly not torch checkpoints: ``(problem, code)`` or Nones.
+
+    Done before ``torch.load`` because its errors for foreign files are cryptic (``KeyError: 101``
+    for a text file) and because a truncated zip must be told apart from a foreign one.
+    """
+    with path.open("rb") as f:
+        head = f.read(512)
+    if not head:
+        return "empty file (0 bytes), not a checkpoint", "E022"
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy .npy array file, not an snncc checkpoint", "E021"
+    if head.startswith(b"PK"):
+        if not zipfile.is_zipfile(path):
+            return "truncated or corrupt (the zip archive has no central directory)", "E022"
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        if not any(n.endswith("data.pkl") for n in names):
+            if names and all(n.endswith(".npy") for n in names):
+                return "a NumPy .npz archive, not an snncc checkpoint", "E021"
+            return "a zip archive that is not a PyTorch file", "E021"
+        return None, None
+    if head.startswith(b"\x80"):
+        return None, None  # a pickle: legacy torch.save format, or a foreign pickle
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not a PyTorch file (unrecognised binary format)", "E021"
+    first = text.strip().splitlines()[0][:40] if text.strip() else ""
+    return f"a text file (starts with {first!r}), not an snncc checkpoint", "E021"
+
+
+def _unsafe_global(message: str) -> str | None:
+    """The ``module.Name`` a weights-only load refused, parsed from torch's message."""
+    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    return m.group(1) if m else None
+
+
+def _importable(qualname: str) -> bool:
+    """Whether ``pkg.mod.Name`` resolves (a refused global that does not hints at corruption)."""
+    import importlib
+
+    parts = qualname.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def read_file(path: Path, *, trust_pickle: bool) -> Any:
+    """``torch.load(weights_only=True)``, or full unpickling when trusted; errors mapped."""
+    problem, code = _sniff(path)
+    if problem is not None:
+        raise _error(path, problem, code or "E021", _RESAVE_HINT)
+    try:
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise next to our one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if trust_pickle:
+            return _unpickle(path)
+        name = _unsafe_global(str(e))
+        if name is None:
+            raise _error(path, "pickle data that is not a PyTorch checkpoint", "E021") from None
+        if not _importable(name):
+            raise _error(
+                path, f"truncated or corrupt (refers to unknown Python object {name})", "E022"
+            ) from None
+        raise _error(
+            path,
+            f"contains a pickled Python object ({name}); refusing to unpickle it",
+            "E023",
+            _TRUST_HINT,
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise _error(path, f"truncated or corrupt: {first}", "E022") from None
+
+
+def _unpickle(path: Path) -> Any:
+    """Full unpickling (the caller has been told to trust the file)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except (ImportError, AttributeError) as e:
+        raise _error(
+            path,
+            f"cannot unpickle: {e}",
+            "E027",
+            "import the module that defines the pickled class first, or save an snncc checkpoint",
+        ) from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise _error(path, f"truncated or corrupt: {first}", "E022") from None
+
+
+# -- validating and rebuilding ------------------------------------------------------------------
+def _document(obj: Any, path: Path) -> dict[str, Any]:
+    """Check that ``obj`` is an snncc checkpoint dictionary of a version we read."""
+    if not isinstance(obj, dict):
+        raise _error(
+            path, f"contains a {type(obj).__name__}, not an snncc checkpoint", "E021", _RESAVE_HINT
+        )
+    fmt = obj.get("format")
+    if fmt is None and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise _error(
+            path,
+            "a bare state_dict (weights without the architecture), not an snncc checkpoint",
+            "E021",
+            _RESAVE_HINT,
+        )
+    if fmt is None and not all(k in obj for k in REQUIRED):
+        raise _error(
+            path,
+            "a torch file without the 'format' key of an snncc checkpoint",
+            "E021",
+            _RESAVE_HINT,
+        )
+    if fmt is not None and fmt != FORMAT:
+        raise _error(path, f"format {fmt!r} is not {FORMAT!r}", "E021", _RESAVE_HINT)
+    version = obj.get("version", 0)
+    if not isinstance(version, int) or version > VERSION:
+        raise _error(
+            path,
+            f"checkpoint version {version!r} is newer than this snncc reads ({VERSION})",
+            "E025",
+            "upgrade snncc",
+        )
+    missing = [k for k in REQUIRED if k not in obj]
+    if missing:
+        raise _error(path, f"checkpoint lacks field(s) {missing}", "E026", _RESAVE_HINT)
+    _check_fields(obj, path)
+    return obj
+
+
+def _check_fields(doc: dict[str, Any], path: Path) -> None:
+    """Type checks, so a hand-edited file fails here with a name rather than deep in torch."""
+    problems = []
+    if not isinstance(doc["arch"], str):
+        problems.append("'arch' is not a string")
+    if not isinstance(doc["config"], dict):
+        problems.append("'config' is not a dict")
+    shape = doc["input_shape"]
+    if not isinstance(shape, (list, tuple)) or not all(isinstance(s, int) and s > 0 for s in shape):
+        problems.append(f"'input_shape' {shape!r} is not a list of positive integers")
+    if not isinstance(doc["timesteps"], int) or doc["timesteps"] < 1:
+        problems.append(f"'timesteps' {doc['timesteps']!r} is not a positive integer")
+    if doc.get("time_axis") not in (None, 0, 1):
+        problems.append(f"'time_axis' {doc['time_axis']!r} is not None, 0 or 1")
+    sd = doc["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        problems.append("'state_dict' is not a dict of tensors")
+    if problems:
+        raise _error(path, "invalid checkpoint: " + "; ".join(problems), "E026", _RESAVE_HINT)
+
+
+def _first(keys: list[str], n: int = 3) -> str:
+    shown = ", ".join(repr(k) for k in keys[:n])
+    return shown + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def load_weights(module: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming the first bad keys."""
+    want = module.state_dict()
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {_first(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {_first(unexpected)}")
+    bad = [k for k in want if k in state and tuple(want[k].shape) != tuple(state[k].shape)]
+    if bad and not parts:
+        k = bad[0]
+        parts.append(
+            f"shape of {k!r} is {list(state[k].shape)} in the file but {list(want[k].shape)} in "
+            f"the model" + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
+        )
+    hint = "the weights come from a different architecture or config than the one recorded"
+    if parts:
+        raise _error(path, f"weights do not match {arch}: " + "; ".join(parts), "E024", hint)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = (str(e).splitlines() or ["load_state_dict failed"])[0][:160]
+        raise _error(path, f"weights do not match {arch}: {first}", "E024", hint) from None
+
+
+def _rebuild(doc: dict[str, Any], path: Path) -> LoadedModel:
+    """Build ``arch`` with ``config`` from the registry and load the weights strictly."""
+    from snncc import models
+
+    arch = doc["arch"]
+    try:
+        models.spec(arch)
+        module = models.create(arch, **doc["config"])
+    except SnnccError as e:
+        raise _error(path, e.message, e.code, e.hint) from None
+    except (TypeError, ValueError) as e:
+        raise _error(path, f"config does not build {arch}: {e}", "E026") from None
+    load_weights(module, doc["state_dict"], path, arch)
+    module.eval()
+    return LoadedModel(
+        module=module,
+        arch=arch,
+        config=dict(doc["config"]),
+        input_shape=tuple(int(s) for s in doc["input_shape"]),
+        timesteps=int(doc["timesteps"]),
+        time_axis=doc.get("time_axis"),
+        metrics=doc.get("metrics"),
+        path=path,
+    )
+
+
+def _from_module(
+    module: nn.Module,
+    path: Path,
+    *,
+    source: str,
+    input_shape: tuple[int, ...] | None,
+    timesteps: int | None,
+    time_axis: int | None,
+) -> LoadedModel:
+    """Wrap a trusted module; shape and timesteps come from the caller or its attributes."""
+    T = timesteps if timesteps is not None else getattr(module, "T", None)
+    if not isinstance(T, int) or T < 1:
+        raise _error(
+            path,
+            "the model does not say how many timesteps it runs (no integer attribute T)",
+            "E028",
+            "pass --timesteps T",
+        )
+    shape = input_shape if input_shape is not None else getattr(module, "input_shape", None)
+    if shape is None:
+        raise _error(
+            path,
+            "the model does not record its input shape",
+            "E028",
+            "pass --input-shape, e.g. --input-shape 3,32,32 (per sample, without the batch axis)",
+        )
+    axis = time_axis if time_axis is not None else getattr(module, "time_axis", None)
+    if source != "export":
+        module.eval()  # exported programs refuse eval(); they carry no train/eval state anyway
+    return LoadedModel(
+        module=module,
+        arch=type(module).__name__ if source != "export" else "torch.export program",
+        config={},
+        input_shape=tuple(int(s) for s in shape),
+        timesteps=T,
+        time_axis=axis,
+        metrics=None,
+        path=path,
+        source=source,
+    )
+
+
+def _load_exported(path: Path, *, trust_pickle: bool) -> tuple[nn.Module, tuple[int, ...]]:
+    """A ``.pt2`` program's module and its input shape without the batch axis.
+
+    ``torch.export.load`` unpickles weights and constants with ``weights_only=False``, so it is
+    gated by ``trust_pickle`` like a pickled module.
+    """
+    if not trust_pickle:
+        raise _error(
+            path,
+            "torch.export programs are loaded by unpickling (torch.export.load); refusing",
+            "E023",
+            _TRUST_HINT,
+        )
+    try:
+        ep = torch.export.load(str(path))
+    except Exception as e:  # noqa: BLE001 - any failure to read the archive is a bad file
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise _error(path, f"not a readable torch.export program: {first}", "E022") from None
+    user = set(ep.graph_signature.user_inputs)
+    shapes = [
+        tuple(n.meta["val"].shape)
+        for n in ep.graph.nodes
+        if n.op == "placeholder" and n.name in user and "val" in n.meta
+    ]
+    if len(shapes) != 1:
+        raise _error(path, f"program has {len(shapes)} tensor inputs; snncc needs 1", "E026")
+    return ep.module(), tuple(int(s) for s in shapes[0][1:])
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    trust_pickle: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+    timesteps: int | None = None,
+    time_axis: int | None = None,
+) -> LoadedModel:
+    """Load an snncc checkpoint (or, with ``trust_pickle``, a pickled module or ``.pt2``).
+
+    Checkpoints are read with ``torch.load(weights_only=True)`` and rebuilt from the registry.
+    ``input_shape``/``timesteps``/``time_axis`` are used only for whole modules and exported
+    programs, which do not record them (a module's ``T``, ``input_shape`` and ``time_axis``
+    attributes are used when present).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise _error(path, "no such file", "E020", "check the path")
+    if not path.is_file():
+        raise _error(path, "is a directory, not a checkpoint file", "E021")
+    if path.suffix == ".pt2":
+        module, shape = _load_exported(path, trust_pickle=trust_pickle)
+        source, input_shape = "export", input_shape or shape
+    else:
+        obj = read_file(path, trust_pickle=trust_pickle)
+        if not isinstance(obj, nn.Module):
+            return _rebuild(_document(obj, path), path)
+        module, source = obj, "pickle"
+    return _from_module(
+        module,
+        path,
+        source=source,
+        input_shape=input_shape,
+        timesteps=timesteps,
+        time_axis=time_axis,
+    )

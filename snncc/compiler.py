@@ -1,0 +1,320 @@
+"""``compile_model``: model + target + budget -> a quantized, partitioned, reported artifact DIR.
+
+The steps, in order (each is a stage of the progress display):
+
+1. resolve the model (checkpoint or zoo name, ``snncc.loading``);
+2. for an elastic model, choose the slice (the largest that fits, or ``--slice``) and export it;
+3. trace it to the IR;
+4. run ``FRONT_PIPELINE`` (which ends with ``verify_spike_driven``), ``quantize`` and
+   ``partition`` in one :func:`~snncc.passes.manager.run_pipeline` call, so every pass has a
+   timed :class:`~snncc.passes.manager.PassRecord`;
+5. stop with exit code 4 when the partition does not fit the budget;
+6. optionally measure float vs quantized accuracy (``--eval``);
+7. count synaptic operations per layer;
+8. write the artifact directory atomically (:mod:`snncc.reports.artifacts`).
+
+Why the checks come before any writing: a failed compile must leave no directory behind and must
+not touch an existing one. Why ``timings.json`` is separate: wall time is the one
+non-deterministic fact; every other file is byte-identical for the same inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from snncc.diagnostics import SnnccError
+from snncc.ir.graph import Graph
+from snncc.passes.manager import PassContext, PassFn, run_pipeline
+from snncc.reports.artifacts import check_target
+from snncc.reports.measure import calibration_feeds, eval_data, measure_sops, reference_layout
+from snncc.reports.output import versions, write_artifacts
+from snncc.reports.render import fmt_bytes
+from snncc.reports.report import CompileFacts, build_report, timings_json
+
+TARGETS = ("loihi", "spinnaker")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class CompileResult:
+    """What :func:`compile_model` produced; ``out_dir`` holds the same data as files."""
+
+    out_dir: Path
+    report: dict[str, Any]
+    manifest: dict[str, Any]
+    graph: Graph
+    plan: Any
+    slice: tuple[Any, ...] | None
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+def _bad(message: str, hint: str | None = None, code: str = "CO010") -> SnnccError:
+    return SnnccError(message, code=code, hint=hint, exit_code=2)
+
+
+def core_capacity(target: str, core_memory: int | None) -> int:
+    """Bytes one core offers: ``--core-memory``, else the target's constraint module.
+
+    SpiNNaker's synaptic matrices live in the chip's SDRAM shared by its application cores, so a
+    core's share is ``sdram_per_chip / cores_per_chip``.
+    """
+    if core_memory is not None:
+        return int(core_memory)
+    if target == "loihi":
+        from snncc.backends.lava.constraints import LOIHI
+
+        return LOIHI.core_memory_bytes
+    from snncc.backends.spinnaker.constraints import SPINNAKER
+
+    return SPINNAKER.sdram_per_chip // SPINNAKER.cores_per_chip
+
+
+def fits_budget(plan: Any, budget: Any) -> bool:
+    """The partitioner's verdict: does ``plan`` fit ``budget`` (bytes or cores)?"""
+    from snncc.budget import fits
+
+    return bool(fits(plan, budget))
+
+
+def slice_granularity(choice: Any) -> tuple[Any, ...]:
+    """The ``(feature, attention, mlp)`` tuple of a :class:`snncc.slices.SliceChoice`."""
+    return tuple(choice.granularity)
+
+
+def budget_dict(budget: Any) -> dict[str, Any]:
+    """A :class:`snncc.budget.Budget` as JSON: ``{"text", "bytes", "cores"}``."""
+    return {"text": budget.text, "bytes": budget.bytes, "cores": budget.cores}
+
+
+def no_fit_error(ref: str, target: str, plan: Any, budget: Any, gran: tuple | None) -> SnnccError:
+    """Exit 4: what the model needs, the budget it got, and the budget that would fit it."""
+    d = plan.to_dict()
+    mem, cores = int(d["memory_bytes"]), int(d["cores"])
+    what = f"{ref}" + (f" at slice {gran}" if gran is not None else "")
+    need = f"{fmt_bytes(mem)} ({mem} bytes) in {cores} cores"
+    fix = f"{math.ceil(mem / 1024)}KiB" if budget.bytes is not None else f"{cores}cores"
+    return SnnccError(
+        f"{what} does not fit {target} under budget {budget.text}: it needs {need}",
+        code="CO004",
+        hint=f"a budget of --budget {fix} would fit it",
+        exit_code=4,
+    )
+
+
+def parse_slice(text: str | tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    """``"4,2,1"`` -> ``(4, 2, 1)`` (ints, or floats for fractional widths); None stays None."""
+    if text is None or isinstance(text, tuple):
+        return text
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = tuple(float(p) if "." in p else int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise _bad(f"bad --slice {text!r}", hint="write it as feature,attention,mlp, e.g. 4,2,4")
+    return values
+
+
+def _observed(fn: PassFn, progress: Progress) -> PassFn:
+    """``fn`` reporting its start to ``progress``; keeps ``__name__`` (the record's name)."""
+
+    def run(g: Graph, ctx: PassContext) -> Graph:
+        progress(f"pass {fn.__name__}")
+        return fn(g, ctx)
+
+    run.__name__, run.__doc__ = fn.__name__, fn.__doc__
+    return run
+
+
+def _passes() -> list[PassFn]:
+    from snncc.passes.partition import partition
+    from snncc.passes.pipeline import FRONT_PIPELINE
+    from snncc.passes.quantize import quantize
+
+    return [*FRONT_PIPELINE, quantize, partition]
+
+
+class _Stages:
+    """Wall time per compile stage, and the progress callback called at each stage's start."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress or (lambda _s: None)
+        self.seconds: dict[str, float] = {}
+        self._name: str | None = None
+        self._t0 = 0.0
+
+    def start(self, name: str) -> None:
+        self.stop()
+        self._name, self._t0 = name, time.perf_counter()
+        self.progress(name)
+
+    def stop(self) -> None:
+        if self._name is not None:
+            self.seconds[self._name] = time.perf_counter() - self._t0
+            self._name = None
+
+
+def _resolve(ref: str, target: str, budget: Any, slice_: Any, trust_pickle: bool, st: _Stages):
+    """Load the model, pick and export the slice of an elastic one; (loaded, granularity)."""
+    from snncc.loading import resolve_model
+
+    st.start("resolve model")
+    loaded = resolve_model(ref, trust_pickle=trust_pickle)
+    explicit = parse_slice(slice_)
+    if not hasattr(loaded.module, "granularities"):
+        if explicit is not None:
+            raise _bad(f"--slice given but {ref} is not an elastic model", hint="drop --slice")
+        return loaded, None
+    from snncc.models.elastic import export_slice
+    from snncc.slices import select_slice
+
+    st.start("select slice")
+    choice = select_slice(loaded, target, budget, explicit=explicit)
+    gran = slice_granularity(choice)
+    feature, attention, mlp = gran
+    module = export_slice(loaded.module, feature=feature, attention=attention, mlp=mlp)
+    return dataclasses.replace(loaded, module=module), gran
+
+
+def _pipeline(g: Graph, cfg: dict[str, Any], st: _Stages) -> tuple[Graph, PassContext, Any]:
+    """Front passes + quantize + partition in one run; returns (graph, ctx, plan)."""
+    passes = [_observed(p, st.start) for p in _passes()]
+    out, ctx = run_pipeline(g, passes, PassContext(config=cfg))
+    st.stop()
+    plan = ctx.config.get("partition_plan")
+    if plan is None:
+        raise SnnccError("partition left no plan in ctx.config", code="CO020", exit_code=70)
+    return out, ctx, plan
+
+
+def compile_model(
+    ref: str,
+    *,
+    target: str,
+    budget: Any,
+    out_dir: str | Path,
+    force: bool = False,
+    slice: str | tuple[Any, ...] | None = None,  # noqa: A002 - the CLI option's name
+    eval: str | None = None,  # noqa: A002 - the CLI option's name
+    core_memory: int | None = None,
+    trust_pickle: bool = False,
+    progress: Progress | None = None,
+) -> CompileResult:
+    """Compile ``ref`` for ``target`` under ``budget`` into ``out_dir`` (see module docstring).
+
+    Raises :class:`SnnccError`: exit 2 bad input (unknown target, bad budget, DIR not empty
+    without ``force``), 3 untraceable model, 4 does not fit. On any error ``out_dir`` is
+    untouched and no temporary directory remains.
+    """
+    from snncc.budget import parse_budget
+
+    if target not in TARGETS:
+        raise _bad(f"unknown target {target!r}", hint=f"use one of: {', '.join(TARGETS)}")
+    out_dir = Path(out_dir)
+    check_target(out_dir, force=force)
+    budget_obj = parse_budget(budget) if isinstance(budget, str) else budget
+    st = _Stages(progress)
+    loaded, gran = _resolve(ref, target, budget_obj, slice, trust_pickle, st)
+    st.start("trace")
+    from snncc.loading import to_graph
+
+    traced = to_graph(loaded)
+    cfg = {"target": target, "budget": budget_obj, "core_memory": core_memory}
+    data = None
+    if eval is not None:
+        st.start("load eval data")
+        data = eval_data(eval, loaded)
+        cfg["calibration"] = calibration_feeds(eval, loaded, traced)
+    graph, ctx, plan = _pipeline(traced, cfg, st)
+    if not fits_budget(plan, budget_obj):
+        raise no_fit_error(ref, target, plan, budget_obj, gran)
+    facts = _facts(ref, loaded, target, budget_obj, gran, plan, ctx, core_memory)
+    if data is not None:
+        st.start("evaluate accuracy")
+        facts.accuracy = _accuracy(data, traced, graph, target)
+        if eval not in ("digits", "gestures"):
+            facts.notes.append(f"quantize was calibrated on the first rows of {eval}.")
+    st.start("count SOPs")
+    facts.sops = measure_sops(traced, data[0] if data is not None else None)
+    st.start("write artifacts")
+    report = build_report(facts)
+    timings = timings_json(ctx.records, dict(st.seconds))
+    manifest = write_artifacts(out_dir, force, graph, report, timings, _inputs(ref, eval, loaded))
+    st.stop()
+    timings["stages"] = dict(st.seconds)
+    timings["total_seconds"] = sum(st.seconds.values())
+    return CompileResult(out_dir, report, manifest, graph, plan, gran, timings)
+
+
+def _accuracy(data: tuple, g_float: Graph, g_quant: Graph, target: str) -> dict[str, Any]:
+    """Float vs quantized accuracy and per-layer spike-count drift on the ``--eval`` data."""
+    from snncc.quant import evaluate_accuracy
+
+    x, y, desc = data
+    acc = evaluate_accuracy(g_float, g_quant, reference_layout(g_float, x), y, target)
+    return {
+        "float": float(acc.float_acc),
+        "quantized": float(acc.quant_acc),
+        "per_layer_drift": {str(k): float(v) for k, v in acc.per_layer_drift.items()},
+        "data": desc,
+        "samples": int(len(y)),
+    }
+
+
+def _facts(
+    ref: str, loaded: Any, target: str, budget: Any, gran: tuple | None, plan: Any,
+    ctx: PassContext, core_memory: int | None,
+) -> CompileFacts:  # fmt: skip
+    """Collect the report's facts from the pipeline's results."""
+    verify = next((r for r in ctx.records if r.name == "verify_spike_driven"), None)
+    spike_driven = bool(verify.stats.get("spike_driven", False)) if verify else False
+    per_core = core_capacity(target, core_memory)
+    notes = [
+        "Deployed part: every neuron and every op on a path between two neurons; the encoding "
+        "(ops before the first neurons) and the readout (ops after the last neurons) run on the "
+        "host in float and are not counted in cores or memory.",
+    ]
+    if core_memory is None and target == "loihi":
+        notes.append("Loihi 2 per-core memory is not published: 128 KiB is a planning "
+                     "ASSUMPTION (override with --core-memory).")  # fmt: skip
+    return CompileFacts(
+        model={"ref": ref, "arch": getattr(loaded, "arch", None)},
+        target=target,
+        budget=budget_dict(budget),
+        slice=list(gran) if gran is not None else None,
+        timesteps=int(loaded.timesteps),
+        input_shape=[int(s) for s in loaded.input_shape],
+        plan=plan.to_dict(),
+        fits=True,
+        core_memory_bytes=int(per_core),
+        records=list(ctx.records),
+        diagnostics=[d.to_dict() for d in ctx.diagnostics],
+        spike_driven=spike_driven,
+        notes=notes,
+    )
+
+
+def _inputs(ref: str, eval_spec: str | None, loaded: Any) -> dict[str, Any]:
+    """The manifest's ``inputs`` and ``versions`` (hashes of the model and eval files)."""
+    from snncc.reports.artifacts import sha256_file
+
+    path = getattr(loaded, "path", None)
+    model_sha = sha256_file(path) if path is not None and Path(path).is_file() else None
+    eval_sha = None
+    if eval_spec is not None and Path(eval_spec).is_file():
+        eval_sha = sha256_file(eval_spec)
+    return {
+        "model": ref,
+        "model_sha256": model_sha,
+        "arch": getattr(loaded, "arch", None),
+        "config": getattr(loaded, "config", None),
+        "eval": eval_spec,
+        "eval_sha256": eval_sha,
+        "versions": versions(),
+    }

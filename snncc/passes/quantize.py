@@ -1,0 +1,86 @@
+"""``quantize``: turn the deployed part of a verified graph into a target's integer program.
+
+The graph keeps its structure: the deployed synaptic ops get integer weight arrays (int64) and
+node meta ``quant`` (``weight_exp`` on Loihi, ring-buffer ``receptor``/shifts on SpiNNaker), the
+neurons become target ops (:class:`~snncc.ir.ops.LoihiLIF`, :class:`~snncc.ir.ops.SpiNNakerLIF`)
+whose docstrings give the exact integer update, the attention ``Scale`` becomes an integer
+multiplier, and readout ops that read a residual stream get float host copies of it
+(:func:`snncc.quant.common.clone_for_host`). Encoding and readout stay float. The design, units
+and every rounding choice are in docs/quantization.md; the facts in hardware-semantics.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snncc.diagnostics import SnnccError
+from snncc.ir import ops as O
+from snncc.ir.graph import Graph
+from snncc.passes.manager import PassContext
+from snncc.quant import loihi, spinnaker
+from snncc.quant.common import clone_for_host
+from snncc.quant.streams import PRODUCTS, split_graph
+
+TARGETS = {"loihi": loihi.quantize_stream, "spinnaker": spinnaker.quantize_stream}
+
+
+def _host_bounds(g: Graph, ctx: PassContext) -> dict[str, float]:
+    """Max |encoding current| per host node over ``ctx.config["calibration"]`` inputs, if given."""
+    calib = ctx.config.get("calibration")
+    if not calib:
+        return {}
+    from snncc.reference import run
+
+    res = run(g, calib, "float", record="all")
+    return {n: float(np.max(np.abs(v))) for n, v in res.values.items()}
+
+
+def quantize(g: Graph, ctx: PassContext) -> Graph:
+    """Quantize every stream of the deployed part for ``ctx.config["target"]``.
+
+    Requires: a typed, BN-folded graph (front pipeline); ``ctx.config["target"]`` in
+              {"loihi", "spinnaker"}; optional ``ctx.config["calibration"]`` (reference inputs).
+    Ensures:  deployed synaptic ops hold int64 weights with meta ``quant``; every neuron is a
+              target neuron op; encoding and readout ops are float and unchanged; one record row
+              per quantized op in ``ctx.stats["layers"]`` and one decision line per stream.
+    """
+    target = ctx.config.get("target")
+    if target not in TARGETS:
+        raise SnnccError(
+            f"quantize: unknown target {target!r}",
+            code="QNT000",
+            hint=f"choose one of {sorted(TARGETS)}",
+        )
+    bounds = _host_bounds(g, ctx)
+    split = split_graph(g)
+    copies = clone_for_host(g, split)
+    ctx.count("host_copies", len(copies))
+    layers: list[dict] = []
+    for stream in split.streams:
+        plan = TARGETS[target](g, stream, bounds.get(stream.host) if stream.host else None)
+        layers.extend(plan.rows)
+        binding = min(plan.limits, key=plan.limits.get) if plan.limits else "none"
+        ctx.decide(
+            f"stream {stream.index} ({len(stream.nodes)} current ops -> "
+            f"{', '.join(stream.neurons)}): scale 2^{plan.scale_exp}, limited by {binding}"
+        )
+    for n in sorted(split.deployed):
+        if isinstance(g.op(n), PRODUCTS):
+            g.node_meta(n)["quant"] = {"dynamic_product": True, "exact_integer": True}
+            if target == "loihi":
+                ctx.decide(
+                    f"{n}: {g.op(n).kind} of spikes computed exactly as integers by a custom "
+                    "fixed-point process (not neurocore-native)"
+                )
+    g.meta["quant"] = {"target": target, "streams": len(split.streams)}
+    ctx.stats["layers"] = layers
+    ctx.stats["deployed_nodes"] = len(split.deployed)
+    ctx.stats["host_nodes"] = len(split.encoding) + len(split.readout) + len(copies)
+    _check_no_float_neurons(g)
+    return g
+
+
+def _check_no_float_neurons(g: Graph) -> None:
+    left = [n for n in g.nodes() if isinstance(g.op(n), (O.LIF, O.IF))]
+    if left:
+        raise SnnccError(f"quantize left float neurons {left}", code="QNT011", exit_code=70)

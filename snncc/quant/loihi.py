@@ -1,0 +1,165 @@
+"""Loihi 2 (Lava ``fixed_pt``) quantization of one stream: scale, mantissas, neuron parameters.
+
+Integer units: a stream value ``X`` (float) is carried as ``a_in = X·c`` per step, with ``c`` a
+power of two chosen per stream; a LIF with ``decay_input`` then has ``v ≈ 64·c·tau·V`` (so its
+*stream scale* is ``s = c·tau``), one without it ``v ≈ 64·c·V``. See docs/quantization.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from snncc.backends.lava.constraints import LOIHI
+from snncc.diagnostics import SnnccError
+from snncc.ir import ops as O
+from snncc.ir.graph import Graph
+from snncc.quant.common import largest_pow2, mantissa_exponent, neuron_spec, pow2_exponent
+from snncc.quant.streams import SYNAPTIC, Stream, neuron_inputs, stream_bias, stream_bounds
+
+#: Host-fed streams have no provable input bound: keep thresholds within 12 bits, leaving 4 bits
+#: of the 16-bit input for encoding currents up to 8x the threshold (checked by calibration).
+HOST_VTH_LIMIT = 2**12
+INPUT_MAX = 2 ** (LOIHI.input_sum_bits - 1) - 1
+VTH_MAX = 2**LOIHI.vth_bits - 1
+BIAS_EXP = LOIHI.act_shift  # bias in a_in (weight) units, as lava-dl netx exports it
+
+
+@dataclass
+class StreamPlan:
+    """The decisions for one stream, kept for the pass record."""
+
+    scale_exp: int
+    limits: dict[str, float]
+    rows: list[dict[str, Any]]
+
+
+def _thresholds(g: Graph, stream: Stream) -> dict[str, float]:
+    """Each neuron's threshold in units of ``c`` (``v_th·tau`` with decay_input, else ``v_th``)."""
+    out = {}
+    for n in stream.neurons:
+        spec = neuron_spec(g, n, "loihi")
+        gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
+        out[n] = spec.v_threshold * gain
+    return out
+
+
+def choose_scale(
+    g: Graph, stream: Stream, host_bound: float | None = None
+) -> tuple[int, dict[str, float], dict[str, np.ndarray]]:
+    """The stream's ``c = 2^k`` (largest that keeps every field in range) and its inputs."""
+    th = _thresholds(g, stream)
+    limits = {"vth_17bit": (VTH_MAX + 1) / max(th.values())}
+    bias: dict[str, np.ndarray] = {n: np.zeros(g.type(n).shape) for n in stream.neurons}
+    if stream.nodes:
+        bias = neuron_inputs(g, stream, stream_bias(g, stream))
+        pos, neg = stream_bounds(g, stream)
+        worst = max(
+            float(np.max(np.maximum(a, b)))
+            for a, b in zip(
+                neuron_inputs(g, stream, pos).values(),
+                neuron_inputs(g, stream, neg).values(),
+                strict=True,
+            )
+        )
+        limits["input_16bit"] = INPUT_MAX / worst if worst > 0 else math.inf
+    else:
+        limits["host_vth_12bit"] = HOST_VTH_LIMIT / max(th.values())
+        if host_bound:
+            limits["input_16bit"] = INPUT_MAX / host_bound
+    max_bias = max(float(np.max(np.abs(b))) for b in bias.values())
+    if max_bias > 0:
+        limits["bias_13bit"] = LOIHI.bias_mant_max / max_bias
+    lower = MIN_K = -24
+    for n in stream.entries:
+        op = g.op(n)
+        if isinstance(op, O.Scale):
+            k = pow2_exponent(abs(float(op.factor)))
+            if k is None:
+                raise SnnccError(
+                    f"{n}: Scale({op.factor}) of a dynamic product is not a power of two, so it "
+                    "has no exact integer multiplier",
+                    code="QNT005",
+                    hint="use a power-of-two scale such as 0.125",
+                )
+            lower = max(lower, -k)
+    k = largest_pow2(list(limits.values()), MIN_K)
+    if k < lower:
+        raise SnnccError(
+            f"stream of {stream.neurons[0]}: the dynamic-product multiplier needs scale >= "
+            f"2^{lower}, the ranges allow 2^{k}",
+            code="QNT006",
+        )
+    return k, limits, bias
+
+
+def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -> StreamPlan:
+    """Replace the stream's entries and neurons by their Loihi integer forms (in place)."""
+    k, limits, bias = choose_scale(g, stream, host_bound)
+    c = 2.0**k
+    rows: list[dict[str, Any]] = []
+    for n in stream.entries:
+        op = g.op(n)
+        if isinstance(op, SYNAPTIC):
+            wq, e = mantissa_exponent(
+                np.asarray(op.weight) * c,
+                LOIHI.weight_min,
+                LOIHI.weight_max,
+                LOIHI.weight_exp_min + 1,
+                LOIHI.weight_exp_max + 1,
+                n,
+            )
+            g.set_op(n, op.replace(weight=wq, bias=None))
+            q = {
+                "weight_exp": e,
+                "scale": c,
+                "stream": stream.index,
+                "max_abs_wq": int(np.abs(wq).max(initial=0)),
+            }
+        else:
+            m = float(op.factor) * c
+            g.set_op(n, op.replace(factor=m))
+            q = {"multiplier": m, "scale": c, "stream": stream.index, "dynamic_product": True}
+        g.node_meta(n)["quant"] = q
+        rows.append({"node": n, "kind": op.kind, **q})
+    for n in stream.neurons:
+        rows.append(_neuron(g, n, c, bias[n], stream))
+    return StreamPlan(k, limits, rows)
+
+
+def _neuron(g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream) -> dict[str, Any]:
+    spec = neuron_spec(g, n, "loihi")
+    gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
+    target = c * gain * spec.v_threshold  # float threshold in a_in units
+    # Lava fires on v > vth<<6, i.e. v >= (vth<<6) + 1: put that just below the float threshold.
+    vth = max(0, math.ceil(target) - 1)
+    bias_mant = np.rint(np.asarray(bias) * c).astype(np.int64)
+    if bias_mant.size and np.abs(bias_mant).max() > LOIHI.bias_mant_max:
+        raise SnnccError(
+            f"{n}: bias {np.abs(bias).max():.4g} needs mantissa {np.abs(bias_mant).max()} > "
+            f"{LOIHI.bias_mant_max} (13 bits)",
+            code="QNT007",
+        )
+    dv = 0 if spec.tau is None else int(round(LOIHI.decay_unity / spec.tau))
+    op = O.LoihiLIF(
+        du=LOIHI.decay_unity - 1,
+        dv=dv,
+        vth=vth,
+        bias_mant=bias_mant,
+        bias_exp=BIAS_EXP,
+        host_scale=c if stream.host else 0.0,
+    )
+    g.set_op(n, op)
+    q = {"scale": c, "s": c * gain, "stream": stream.index, "vth": vth, "dv": dv, "du": op.du}
+    q["leak_exact"] = spec.tau is None or (LOIHI.decay_unity / spec.tau).is_integer()
+    q["host_fed"] = bool(stream.host)
+    g.node_meta(n)["quant"] = q
+    return {
+        "node": n,
+        "kind": "LoihiLIF",
+        **q,
+        "max_abs_bias_mant": int(np.abs(bias_mant).max(initial=0)),
+    }

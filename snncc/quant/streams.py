@@ -1,0 +1,207 @@
+"""Which part of a graph runs on chip, and the *streams* that feed its neurons.
+
+snncc's split (docs/quantization.md): the *deployed* part is every neuron and every op on a path
+between two neurons; ops before the first neurons (*encoding*) and after the last ones
+(*readout*) run on the host in float. On chip a neuron's input current is the sum over its
+*stream*: the connected set of deployed CURRENT-valued ops (synaptic ops, Add, structural
+re-indexing, Scale, and dynamic products with one current operand) between upstream spikes or
+counts and the neuron. One stream can feed several neurons (Spikingformer's membrane shortcut
+feeds the LIFs of every later block), so quantization picks one scale per stream.
+
+The float facts a quantizer needs per stream are computed here by evaluating the stream's ops
+with the float kernels on one sample: the constant (bias) current at each neuron with every
+source at zero, and the worst-case positive and negative per-step input with every source at
+its maximum and only positive (or only negative) weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snncc.diagnostics import SnnccError
+from snncc.ir import ops as O
+from snncc.ir.graph import Graph
+from snncc.ir.types import Kind
+from snncc.reference.context import KernelCtx
+from snncc.reference.float_kernels import KERNELS as FLOAT_KERNELS
+
+SYNAPTIC = (O.Linear, O.Conv1d, O.Conv2d)
+LINEAR_STRUCT = (O.Add, O.Reshape, O.Permute, O.Pad, O.Slice, O.Repeat, O.Delay)
+PRODUCTS = (O.MatMul, O.Mul)
+_SPIKY = (Kind.SPIKE, Kind.COUNT)
+
+
+def _error(node: str, problem: str, hint: str) -> SnnccError:
+    return SnnccError(f"{node}: {problem}", code="QNT001", hint=hint, exit_code=2)
+
+
+@dataclass
+class Stream:
+    """One connected set of deployed current ops and the neurons it feeds."""
+
+    index: int
+    nodes: list[str]  # deployed CURRENT nodes, topological order (empty for a host stream)
+    neurons: list[str]
+    entries: list[str] = field(default_factory=list)  # synaptic ops / Scale reading spikes
+    host: str | None = None  # the encoding node feeding a host stream
+
+
+@dataclass
+class Split:
+    """Deployed / encoding / readout node sets and the streams of the deployed part."""
+
+    deployed: set[str]
+    encoding: set[str]
+    readout: set[str]
+    streams: list[Stream]
+
+
+def _closure(g: Graph, starts: list[str], step: Callable[[str], list[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = [n for s in starts for n in step(s)]
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(step(n))
+    return seen
+
+
+def split_graph(g: Graph) -> Split:
+    """Classify every node and group the deployed current ops into streams."""
+    neurons = [n for n in g.topo_order() if g.op(n).NEURON]
+    after = _closure(g, neurons, lambda n: [u for u, _ in g.users(n)])
+    before = _closure(g, neurons, g.inputs_of)
+    deployed = (after & before) | set(neurons)
+    encoding = {n for n in g.nodes() if n not in after and n not in deployed}
+    readout = {n for n in g.nodes() if n not in deployed and n not in encoding}
+    current = [n for n in g.topo_order() if n in deployed and g.type(n).kind is Kind.CURRENT]
+    parent = {n: n for n in current}
+
+    def find(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for n in current:
+        for d in g.inputs_of(n):
+            if d in parent:
+                parent[find(d)] = find(n)
+    groups: dict[str, list[str]] = {}
+    for n in current:
+        groups.setdefault(find(n), []).append(n)
+    streams: list[Stream] = []
+    by_root: dict[str, Stream] = {}
+    for root, nodes in groups.items():
+        by_root[root] = Stream(len(streams), nodes, [])
+        streams.append(by_root[root])
+    host_streams: dict[str, Stream] = {}
+    for n in neurons:
+        (d,) = g.inputs_of(n)
+        if d in parent:
+            by_root[find(d)].neurons.append(n)
+        elif d in encoding:
+            if d not in host_streams:
+                host_streams[d] = Stream(len(streams), [], [], host=d)
+                streams.append(host_streams[d])
+            host_streams[d].neurons.append(n)
+        else:
+            raise _error(n, f"reads {g.type(d).kind_str()} {d} directly", "feed it via a synapse")
+    for s in streams:
+        s.entries = [n for n in s.nodes if _classify(g, n) == "entry"]
+    return Split(deployed, encoding, readout, streams)
+
+
+def _classify(g: Graph, n: str) -> str:
+    """``entry`` (reads spikes/counts), ``linear`` or ``product``; errors for the rest."""
+    op, ins = g.op(n), [g.type(d) for d in g.inputs_of(n)]
+    spiky = [t.kind in _SPIKY for t in ins]
+    if isinstance(op, (*SYNAPTIC, O.Scale)):
+        if all(spiky):
+            return "entry"
+        if isinstance(op, O.Scale):
+            raise _error(n, "Scale of a current on chip", "fold the factor into the weights")
+        raise _error(n, f"{op.kind} reads a current on chip (not spike-driven)", "add a neuron")
+    if isinstance(op, LINEAR_STRUCT):
+        if any(spiky):
+            raise _error(n, "adds spikes to a current on chip", "project the spikes by a synapse")
+        return "linear"
+    if isinstance(op, PRODUCTS) and sum(spiky) == 1:
+        return "product"
+    raise _error(
+        n,
+        f"{op.kind} on currents cannot run on chip (not linear in upstream spikes)",
+        "move it after a neuron, or out of the network between neurons",
+    )
+
+
+def evaluate_stream(
+    g: Graph,
+    stream: Stream,
+    source: Callable[[str], np.ndarray],
+    transform: Callable[[str, O.Op], O.Op],
+) -> dict[str, np.ndarray]:
+    """Evaluate the stream's ops on one sample (``T = B = 1``) with float kernels.
+
+    ``source(node)`` gives the per-sample value of a driver outside the stream; ``transform``
+    may replace an op (e.g. keep only positive weights). Returns every stream node's value.
+    """
+    values: dict[str, np.ndarray] = {}
+    for n in stream.nodes:
+        xs = [values[d] if d in values else source(d)[None, None] for d in g.inputs_of(n)]
+        ctx = KernelCtx(node=n, lead=2, timesteps=1, batch=1, out_type=g.type(n))
+        values[n] = FLOAT_KERNELS[type(g.op(n))](transform(n, g.op(n)), xs, ctx)
+    return {n: v[0, 0] for n, v in values.items()}
+
+
+def _source_max(g: Graph) -> Callable[[str], np.ndarray]:
+    def value(d: str) -> np.ndarray:
+        t = g.type(d)
+        return np.full(t.shape, 1.0 if t.kind is Kind.SPIKE else float(t.bound or 0))
+
+    return value
+
+
+def stream_bias(g: Graph, stream: Stream) -> dict[str, np.ndarray]:
+    """Constant current at every stream node with all spike sources silent (BN-folded biases)."""
+
+    def no_weights(n: str, op: O.Op) -> O.Op:
+        return op
+
+    vals = evaluate_stream(g, stream, lambda d: np.zeros(g.type(d).shape), no_weights)
+    for n in stream.nodes:
+        if isinstance(g.op(n), PRODUCTS):
+            for d in g.inputs_of(n):
+                if d in vals and np.any(vals[d] != 0):
+                    raise _error(n, "dynamic product of a biased current", "remove the bias")
+    return vals
+
+
+def stream_bounds(g: Graph, stream: Stream) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Worst-case positive and negative per-step input (biases excluded) at every stream node."""
+
+    def signed(sign: float) -> Callable[[str, O.Op], O.Op]:
+        def transform(n: str, op: O.Op) -> O.Op:
+            if isinstance(op, SYNAPTIC):
+                w = np.asarray(op.weight, np.float64)
+                return op.replace(weight=np.maximum(sign * w, 0.0), bias=None)
+            if isinstance(op, O.Scale) and n in stream.entries:
+                return op.replace(factor=max(sign * float(op.factor), 0.0))
+            if isinstance(op, O.Scale):
+                return op.replace(factor=abs(float(op.factor)))
+            return op
+
+        return transform
+
+    pos = evaluate_stream(g, stream, _source_max(g), signed(1.0))
+    neg = evaluate_stream(g, stream, _source_max(g), signed(-1.0))
+    return pos, neg
+
+
+def neuron_inputs(g: Graph, stream: Stream, vals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The value at each neuron's input, broadcast to the neuron's shape."""
+    return {n: np.broadcast_to(vals[g.inputs_of(n)[0]], g.type(n).shape) for n in stream.neurons}
