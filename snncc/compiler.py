@@ -133,11 +133,9 @@ def _observed(fn: PassFn, progress: Progress) -> PassFn:
 
 
 def _passes() -> list[PassFn]:
-    from snncc.passes.partition import partition
-    from snncc.passes.pipeline import FRONT_PIPELINE
-    from snncc.passes.quantize import quantize
+    from snncc.passes.pipeline import COMPILE_PIPELINE
 
-    return [*FRONT_PIPELINE, quantize, partition]
+    return list(COMPILE_PIPELINE)
 
 
 class _Stages:
@@ -160,7 +158,10 @@ class _Stages:
             self._name = None
 
 
-def _resolve(ref: str, target: str, budget: Any, slice_: Any, trust_pickle: bool, st: _Stages):
+def _resolve(
+    ref: str, target: str, budget: Any, slice_: Any, trust_pickle: bool, core_memory: int | None,
+    st: _Stages,
+):  # fmt: skip
     """Load the model, pick and export the slice of an elastic one; (loaded, granularity)."""
     from snncc.loading import resolve_model
 
@@ -175,7 +176,7 @@ def _resolve(ref: str, target: str, budget: Any, slice_: Any, trust_pickle: bool
     from snncc.slices import select_slice
 
     st.start("select slice")
-    choice = select_slice(loaded, target, budget, explicit=explicit)
+    choice = select_slice(loaded, target, budget, explicit=explicit, core_memory=core_memory)
     gran = slice_granularity(choice)
     feature, attention, mlp = gran
     module = export_slice(loaded.module, feature=feature, attention=attention, mlp=mlp)
@@ -220,7 +221,7 @@ def compile_model(
     check_target(out_dir, force=force)
     budget_obj = parse_budget(budget) if isinstance(budget, str) else budget
     st = _Stages(progress)
-    loaded, gran = _resolve(ref, target, budget_obj, slice, trust_pickle, st)
+    loaded, gran = _resolve(ref, target, budget_obj, slice, trust_pickle, core_memory, st)
     st.start("trace")
     from snncc.loading import to_graph
 

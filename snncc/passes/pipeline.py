@@ -17,6 +17,8 @@ from snncc.passes.canonicalize import canonicalize
 from snncc.passes.fold_bn import fold_bn
 from snncc.passes.infer_types import infer_types
 from snncc.passes.manager import PassFn
+from snncc.passes.partition import partition
+from snncc.passes.quantize import quantize
 from snncc.passes.verify_spike_driven import verify_spike_driven
 
 #: Target-independent front of the pipeline: up to and including spike-driven verification.
@@ -26,9 +28,15 @@ FRONT_PIPELINE: list[PassFn] = [
     canonicalize,  # again: folding through transposes leaves inverse Permute pairs to cancel
     infer_types,
     verify_spike_driven,
-    # select_slice,         (later issue; needs the budget)
-    # quantize,             (later issue; needs the target)
-    # lower,                (later issue; needs the target)
-    # balance_latency,      (later issue)
-    # partition,            (later issue; needs the target)
+]
+
+#: What ``snncc compile`` runs on a traced graph. Slice selection happens before tracing (each
+#: elastic slice is its own static network, ``snncc.slices``); ``lower`` and
+#: ``balance_latency`` come with the backend emitters.
+COMPILE_PIPELINE: list[PassFn] = [
+    *FRONT_PIPELINE,
+    quantize,  # needs ctx.config["target"]
+    # lower,                (backend issues; needs the target)
+    # balance_latency,      (backend issues)
+    partition,  # needs ctx.config["target"]; leaves ctx.config["partition_plan"]
 ]

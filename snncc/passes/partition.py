@@ -1,0 +1,223 @@
+"""``partition``: place the deployed layers of a quantized graph onto cores of a target.
+
+Each deployed layer (:func:`snncc.memory.deployed_units`) is cut into *chunks* of consecutive
+atoms, as large as every per-core limit of the target allows (:func:`snncc.memory.
+max_atoms_per_core`: a binary search over the target's usage model). Then:
+
+- **SpiNNaker** (sPyNNaker never puts two populations on one core): one core per chunk, plus
+  the delay-extension cores the memory model asks for;
+- **Loihi 2** (Lava's compiler packs several processes into a core): full chunks take a core
+  each; the remainders are packed first-fit decreasing by memory into shared cores, a chunk
+  joining a core only when the sum of every resource stays within that core's limits.
+
+Why chunks are as large as possible: per-core costs that repeat per chunk (input-axon tables,
+ring buffers, row padding) then repeat the fewest times, and the full chunks are exactly the
+sPyNNaker slicing the runtime will use (``0:256, 256:512, …``). First-fit decreasing is within
+11/9·OPT + 6/9 of the optimal bin count for one resource; the report shows how far the result
+is from the lower bound instead of claiming optimality.
+
+Lower bound: per resource, ``ceil(total / per-core capacity)`` where the total is the sum over
+layers of their usage on one unbounded core (no repeated per-chunk costs), so no partition can
+use fewer cores; on SpiNNaker, which cannot share cores, each layer needs at least
+``ceil(atoms / neurons_per_core)`` cores of its own, and those add up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from snncc.ir.graph import Graph
+from snncc.memory import Unit, chunks, deployed_units, max_atoms_per_core, target_model
+from snncc.passes.manager import PassContext
+
+
+@dataclass
+class Core:
+    """One core: the chunks placed on it and the resources they use together."""
+
+    index: int
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self, resources: tuple[str, ...]) -> dict[str, Any]:
+        """``{"core", "layer", "layers", "neurons", "memory_bytes", <resource>...}``."""
+        layers = [c["layer"] for c in self.chunks]
+        d: dict[str, Any] = {
+            "core": self.index,
+            "layer": layers[0] if layers else "",
+            "layers": layers,
+            "atoms": [[c["layer"], c["start"], c["stop"]] for c in self.chunks],
+            "neurons": int(self.usage.get("neurons", 0)),
+            "memory_bytes": int(self.usage.get("memory", 0)),
+        }
+        for r in resources:
+            if r not in ("neurons", "memory"):
+                d[r] = int(self.usage.get(r, 0))
+        return d
+
+
+@dataclass
+class PartitionPlan:
+    """Where every deployed layer lives, and what it costs (the ``report.json`` facts)."""
+
+    target: str
+    cores: int
+    memory_bytes: int
+    cores_lower_bound: dict[str, int]
+    limits: dict[str, int]
+    layers: list[dict[str, Any]]
+    core_map: list[dict[str, Any]]
+    utilisation: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (deterministic: every list is in graph or core order)."""
+        return asdict(self)
+
+
+def _fits(usage: dict[str, int], add: dict[str, int], limits: dict[str, int]) -> bool:
+    return all(usage.get(r, 0) + add.get(r, 0) <= cap for r, cap in limits.items())
+
+
+def _add(usage: dict[str, int], add: dict[str, int]) -> None:
+    for key, value in add.items():
+        usage[key] = usage.get(key, 0) + int(value)
+
+
+def _chunk_rows(model: Any, unit: Unit) -> tuple[list[dict[str, Any]], int]:
+    """The unit's chunks as ``{"layer", "start", "stop", "usage"}`` and atoms per full chunk."""
+    k = max_atoms_per_core(model, unit)
+    rows = [
+        {"layer": unit.name, "start": a, "stop": b, "usage": model.usage(unit, b - a)}
+        for a, b in chunks(unit.size, k)
+    ]
+    return rows, k
+
+
+def _pack(rows: list[dict[str, Any]], limits: dict[str, int], packs: bool) -> list[Core]:
+    """Full chunks on their own cores; remainders first-fit decreasing when the target packs."""
+    cores: list[Core] = []
+    shared: list[dict[str, Any]] = []
+    for row in rows:
+        if packs and row.get("partial"):
+            shared.append(row)
+        else:
+            core = Core(len(cores), [row], {})
+            _add(core.usage, row["usage"])
+            cores.append(core)
+    shared.sort(key=lambda r: (-r["usage"]["memory"], r["order"]))
+    first_shared = len(cores)
+    for row in shared:
+        home = next((c for c in cores[first_shared:] if _fits(c.usage, row["usage"], limits)),
+                    None)  # fmt: skip
+        if home is None:
+            home = Core(len(cores), [], {})
+            cores.append(home)
+        home.chunks.append(row)
+        _add(home.usage, row["usage"])
+    return cores
+
+
+def _lower_bound(
+    model: Any, units: list[Unit], unit_rows: list[list[dict[str, Any]]], limits: dict[str, int]
+) -> dict[str, int]:
+    """Per resource, no partition can use fewer cores than this (see the module docstring).
+
+    A layer's share of the total is the smaller of its usage on one unbounded core and the sum
+    over its chunks: the partition's cores hold at least the chunk sum, so ``cores · capacity``
+    can never be below the total, whichever of the two per-layer figures is smaller.
+    """
+    totals: dict[str, int] = {}
+    for unit, rows in zip(units, unit_rows, strict=True):
+        whole = model.usage(unit, unit.size)
+        split = {r: sum(int(row["usage"][r]) for row in rows) for r in limits}
+        _add(totals, {r: min(int(whole[r]), split[r]) for r in limits})
+    bound = {r: math.ceil(totals.get(r, 0) / cap) if cap > 0 else 0 for r, cap in limits.items()}
+    if not model.packs:
+        per_layer = sum(math.ceil(u.size / limits["neurons"]) for u in units)
+        bound["layers"] = per_layer
+    return {r: max(v, 1 if units else 0) for r, v in bound.items()}
+
+
+def plan_partition(g: Graph, target: str, core_memory: int | None = None) -> PartitionPlan:
+    """Partition the deployed part of ``g`` for ``target`` (the pass's work, callable alone)."""
+    model = target_model(target, core_memory)
+    limits = dict(model.limits)
+    units = deployed_units(g, target)
+    rows: list[dict[str, Any]] = []
+    layers: list[dict[str, Any]] = []
+    extra_cores: dict[str, int] = {}
+    all_rows: list[list[dict[str, Any]]] = []
+    for unit in units:
+        unit_rows, k = _chunk_rows(model, unit)
+        all_rows.append(unit_rows)
+        for row in unit_rows:
+            row["partial"] = (row["stop"] - row["start"]) < k or len(unit_rows) == 1
+            row["order"] = len(rows)
+            rows.append(row)
+        extra_cores[unit.name] = model.extra_cores(unit, len(unit_rows))
+        total: dict[str, int] = {}
+        for row in unit_rows:
+            _add(total, row["usage"])
+        layers.append(
+            {
+                "name": unit.name, "cores": 0, "memory_bytes": int(total["memory"]),
+                "neurons": int(unit.neurons), "synapses": int(unit.synapses), "op": unit.op,
+                "kind": unit.kind, "native": unit.native, "atoms": int(unit.size),
+                "atoms_per_core": int(k), "chunks": len(unit_rows),
+                "synapse_bytes": int(total["synapse_bytes"]),
+                "state_bytes": int(total["state_bytes"]),
+                "routing_bytes": int(total["routing_bytes"]),
+                "extra_cores": int(extra_cores[unit.name]), "notes": list(unit.notes),
+            }
+        )  # fmt: skip
+    cores = _pack(rows, limits, model.packs)
+    resources = tuple(limits)
+    core_map = [c.to_dict(resources) for c in cores]
+    by_layer = {row["name"]: row for row in layers}
+    for c in cores:
+        for name in dict.fromkeys(ch["layer"] for ch in c.chunks):
+            by_layer[name]["cores"] += 1
+    for row in layers:
+        row["cores"] += row["extra_cores"]
+    n_cores = len(cores) + sum(extra_cores.values())
+    memory = sum(int(r["usage"]["memory"]) for r in rows)
+    utilisation = {
+        r: (sum(c.usage.get(r, 0) for c in cores) / (cap * len(cores))) if cores and cap else 0.0
+        for r, cap in limits.items()
+    }
+    return PartitionPlan(
+        target=target,
+        cores=n_cores,
+        memory_bytes=memory,
+        cores_lower_bound=_lower_bound(model, units, all_rows, limits),
+        limits=limits,
+        layers=layers,
+        core_map=core_map,
+        utilisation=utilisation,
+    )
+
+
+def partition(g: Graph, ctx: PassContext) -> Graph:
+    """Partition the deployed layers into cores under every per-core limit of the target.
+
+    Requires: a quantized graph (``quantize``); ``ctx.config["target"]``; optional
+              ``ctx.config["core_memory"]`` (bytes per core, overriding the constraints module).
+    Ensures:  the graph is unchanged; ``ctx.config["partition_plan"]`` holds the
+              :class:`PartitionPlan`; cores, memory and the lower bound are in the pass stats.
+    """
+    plan = plan_partition(g, ctx.config["target"], ctx.config.get("core_memory"))
+    ctx.config["partition_plan"] = plan
+    ctx.stats.update(
+        cores=plan.cores,
+        memory_bytes=plan.memory_bytes,
+        cores_lower_bound=max(plan.cores_lower_bound.values(), default=0),
+        layers=len(plan.layers),
+    )
+    binding = max(plan.cores_lower_bound, key=plan.cores_lower_bound.get, default="none")
+    ctx.decide(
+        f"{len(plan.layers)} layers on {plan.cores} {plan.target} cores "
+        f"(lower bound {max(plan.cores_lower_bound.values(), default=0)}, set by {binding})"
+    )
+    return g
