@@ -223,3 +223,51 @@ def test_slices_command_json_marks_fitting_slices(capsys: Any) -> None:
     for row in rows:
         assert row["fits"] == (row["memory_bytes"] <= kb * 1000)
     assert any(r["fits"] for r in rows) and not all(r["fits"] for r in rows)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_slice_fits_exits_4_with_the_smallest_requirement(
+    tmp_path: Path, capsys: Any, target: str
+) -> None:
+    from snncc.loading import resolve_model
+    from snncc.slices import enumerate_slices
+
+    smallest = min(enumerate_slices(resolve_model(ELASTIC), target), key=lambda s: s.memory_bytes)
+    out = tmp_path / "dir"
+    capsys.readouterr()
+    assert cli("compile", ELASTIC, "--target", target, "--budget", "1kB", "-o", str(out)) == 4
+    err = capsys.readouterr().err
+    assert "no slice fits" in err and f"{smallest.memory_bytes:,} bytes" in err
+    assert str(smallest.granularity) in err
+    suggested = f"{math.ceil(smallest.memory_bytes / 1000)}kB"
+    assert f"--budget {suggested}" in err
+    assert not out.exists() and siblings(out) == []
+    assert cli("compile", ELASTIC, "--target", target, "--budget", suggested, "-o", str(out)) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["fits"] and r["memory_bytes"] == smallest.memory_bytes
+
+
+def test_explicit_slice_is_compiled_and_checked(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    assert cli("compile", ELASTIC, "--target", "loihi", "--budget", BIG, "-o", str(out),
+               "--slice", "0,1,2") == 0  # fmt: skip
+    assert json.loads((out / "report.json").read_text())["slice"] == [0, 1, 2]
+    bad = tmp_path / "bad"
+    assert cli("compile", ELASTIC, "--target", "loihi", "--budget", BIG, "-o", str(bad),
+               "--slice", "0,9,0") == 2  # fmt: skip
+    assert not bad.exists()
+
+
+def test_digits_checkpoint_loses_at_most_one_point_on_loihi(tmp_path: Path) -> None:
+    """Issue 5: quantized for Loihi, the digits model keeps its accuracy within 1 point on the
+    full digits test split (450 images), measured by the bit-accurate ``loihi`` reference."""
+    ckpt = (
+        Path(__file__).parent.parent / "examples" / "checkpoints" / "spikingformer-tiny-digits.pt"
+    )
+    res = compile_model(
+        str(ckpt), target="loihi", budget=BIG, out_dir=tmp_path / "q", eval="digits"
+    )
+    acc = res.report["accuracy"]
+    assert acc["samples"] == 450
+    assert acc["float"] >= 0.95
+    assert acc["quantized"] >= acc["float"] - 0.01, acc

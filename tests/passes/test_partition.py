@@ -1,0 +1,124 @@
+"""The partitioner and the per-target byte models on hand-built graphs (issue 5, deliverable 4).
+
+Expected numbers are computed by hand from the formulas and measurements in
+hardware-semantics.md (§4.1, §4.3) and the constraints modules, never read back from the code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from snncc.backends.lava.constraints import LOIHI
+from snncc.backends.spinnaker.constraints import SPINNAKER
+from snncc.backends.spinnaker.memory import SpiNNakerMemoryModel
+from snncc.ir import ops as O
+from snncc.ir.graph import Graph
+from snncc.ir.types import Kind, TensorType
+from snncc.memory import Projection
+from snncc.passes.manager import PassContext
+from snncc.passes.partition import partition, plan_partition
+
+
+def chain(sizes: tuple[int, ...]) -> Graph:
+    """spikes[sizes[0]] -> Linear -> LIF -> Linear -> LIF ... (dense, all weights nonzero)."""
+    g = Graph("chain")
+    g.add("x", O.Input(shape=(sizes[0],), kind_in=Kind.SPIKE), TensorType((sizes[0],), Kind.SPIKE))
+    g.inputs.append("x")
+    prev = "x"
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        w = np.full((n_out, n_in), 0.5)
+        g.add(f"fc{i}", O.Linear(weight=w), TensorType((n_out,), Kind.CURRENT))
+        g.connect(prev, f"fc{i}", "in")
+        g.add(f"lif{i}", O.LIF(), TensorType((n_out,), Kind.SPIKE))
+        g.connect(f"fc{i}", f"lif{i}", "in")
+        prev = f"lif{i}"
+    g.outputs.append(prev)
+    return g
+
+
+def test_spinnaker_sdram_of_a_single_slice_source_matches_the_measured_52016_bytes() -> None:
+    # hardware-semantics.md §4.3: a 1000-neuron SpikeSourceArray all-to-all into a 10-neuron
+    # population: "out SynBlocks=52016 B" = 1000 rows x (3 header + 10) words x 4 B + 16 B.
+    p = Projection("src", "fc", "synaptic", synapses=10_000, n_pre=1000, rf=1000, fan_out=10,
+                   single_slice_source=True)  # fmt: skip
+    assert SpiNNakerMemoryModel().matrix_bytes(p, 10) == 52_016
+
+
+def test_spinnaker_rows_are_padded_per_256_neuron_pre_slice() -> None:
+    # 600 presynaptic neurons in pre-slices of 256 (3 blocks), dense into a 256-neuron post slice:
+    # every one of the 600 rows is padded to the longest row (256): 600 x (3 + 256) x 4 + 3 x 16.
+    p = Projection("a", "fc", "synaptic", synapses=600 * 300, n_pre=600, rf=600, fan_out=300)
+    assert SpiNNakerMemoryModel().matrix_bytes(p, 256) == 600 * 259 * 4 + 3 * 16
+
+
+def test_spinnaker_never_shares_a_core_and_slices_like_spynnaker() -> None:
+    plan = plan_partition(chain((600, 600, 300, 10)), "spinnaker")
+    rows = {r["name"]: r for r in plan.layers}
+    # sPyNNaker slices 600 neurons at 256 per core as 0:256, 256:512, 512:600 (§4.1).
+    assert [c["atoms"] for c in plan.core_map if c["layer"] == "lif0"] == [
+        [["lif0", 0, 256]], [["lif0", 256, 512]], [["lif0", 512, 600]]
+    ]  # fmt: skip
+    assert (rows["lif0"]["cores"], rows["lif1"]["cores"], rows["lif2"]["cores"]) == (3, 2, 1)
+    assert plan.cores == 6
+    assert all(len(c["layers"]) == 1 for c in plan.core_map)
+    # each layer needs ceil(n / 256) cores of its own, so 3 + 2 + 1 is also the lower bound.
+    assert plan.cores_lower_bound["layers"] == 6
+    for c in plan.core_map:
+        assert c["neurons"] <= SPINNAKER.neurons_per_core and c["dtcm"] <= SPINNAKER.dtcm_bytes
+
+
+def test_loihi_packs_small_layers_into_one_core() -> None:
+    # 100 + 50 + 10 neurons with 8-bit synapses: far below one core's 8192 neurons / 128 KiB.
+    plan = plan_partition(chain((64, 100, 50, 10)), "loihi")
+    assert plan.cores == 1
+    assert plan.core_map[0]["layers"] == ["lif0", "lif1", "lif2"]
+    # synapses are 1 byte each (8-bit weights, no delay): 64*100 + 100*50 + 50*10 = 11,900.
+    assert sum(r["synapse_bytes"] for r in plan.layers) == 64 * 100 + 100 * 50 + 50 * 10
+    assert sum(r["synapses"] for r in plan.layers) == 11_900
+
+
+def test_loihi_splits_a_layer_by_memory_and_respects_every_limit() -> None:
+    # 2000 x 2000 dense synapses = 4,000,000 B of weights: at least ceil(4e6 / 131072) = 31 cores.
+    g = chain((2000, 2000))
+    plan = plan_partition(g, "loihi")
+    assert plan.cores >= math.ceil(2000 * 2000 / LOIHI.core_memory_bytes)
+    assert plan.cores_lower_bound["memory"] >= 31
+    assert max(plan.cores_lower_bound.values()) <= plan.cores
+    for c in plan.core_map:
+        assert c["memory_bytes"] <= LOIHI.core_memory_bytes
+        assert c["neurons"] <= LOIHI.neurons_per_core
+        assert c["fan_in"] <= LOIHI.fan_in_per_core
+    covered = sorted((a, b) for c in plan.core_map for _, a, b in c["atoms"])
+    assert covered[0][0] == 0 and covered[-1][1] == 2000
+    assert all(b1 == a2 for (_, b1), (a2, _) in zip(covered, covered[1:], strict=False))
+
+
+def test_core_memory_override_changes_the_partition() -> None:
+    g = chain((2000, 2000))
+    small = plan_partition(g, "loihi", core_memory=64 * 1024)
+    large = plan_partition(g, "loihi")
+    assert small.cores > large.cores
+    assert all(c["memory_bytes"] <= 64 * 1024 for c in small.core_map)
+
+
+def test_one_neuron_larger_than_a_core_is_exit_4() -> None:
+    from snncc.diagnostics import SnnccError
+
+    # one post neuron with 200,000 8-bit synapses cannot fit 128 KiB.
+    with pytest.raises(SnnccError) as e:
+        plan_partition(chain((200_000, 1)), "loihi")
+    assert e.value.exit_code == 4 and "lif0" in e.value.message
+
+
+def test_partition_pass_leaves_the_graph_and_a_plan() -> None:
+    g = chain((64, 100, 10))
+    ctx = PassContext(config={"target": "spinnaker"})
+    before = g.copy()
+    out = partition(g, ctx)
+    assert out == before
+    plan = ctx.config["partition_plan"]
+    assert plan.to_dict()["cores"] == plan.cores == 2
+    assert ctx.stats["cores"] == 2 and ctx.decisions
