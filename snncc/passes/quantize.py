@@ -7,6 +7,25 @@ whose docstrings give the exact integer update, the attention ``Scale`` becomes 
 multiplier, and readout ops that read a residual stream get float host copies of it
 (:func:`snncc.quant.common.clone_for_host`). Encoding and readout stay float. The design, units
 and every rounding choice are in docs/quantization.md; the facts in hardware-semantics.md.
+
+Threshold placement (why ``>``, ``>=`` and SpikingJelly agree): thresholds are chosen against the
+set of *reachable* membrane values, not rounded. A placed threshold lies strictly between two
+neighbouring reachable values, so no reachable value equals it and every comparison convention
+gives the same spikes. What is achievable against the float threshold ``theta`` (in v-units):
+
+- SpiNNaker: V is any s16.15 integer and the chip fires on ``V >= V_thresh``; ``V_thresh =
+  ceil(theta)`` equals SpikingJelly's ``V >= theta`` on every integer: **exact**.
+- Loihi without leak (``dv = 0``, delta synapse, bias in weight units): v stays a multiple of
+  64, and ``vth = ceil(theta / 64) - 1`` makes Lava's ``v > vth << 6`` equal ``v >= theta``:
+  **exact**.
+- Loihi with leak: v takes every integer but ``vth << 6`` has 64-unit steps, so ``>= theta`` is
+  expressible only when ``ceil(theta) ≡ 1 (mod 64)``. Otherwise the nearest ``vth`` is taken;
+  the first firing value moves by at most 32 v-units (meta ``fire_shift_v``, and
+  ``threshold_exact``), where the earlier ``ceil(target) - 1`` fired up to 63 v-units early.
+
+Conv exponents: Lava's ``Conv`` ignores ``weight_exp``, so a conv's exponent is kept ``>= 0`` and
+folded into its integer weights (meta ``exp_folded_into_weights``); Dense takes ``2·W_q`` with
+``weight_exp - 1``, which represents negative exponents exactly.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def neuron_spec(g: Graph, n: str, target: str) -> NeuronSpec:
 
 
 def largest_pow2(limits: list[float], lower: int = MIN_SCALE_EXP) -> int:
-    """Largest ``k`` (<= MAX_SCALE_EXP) with ``2^k <= limit`` for every limit; at least ``lower``."""
+    """Largest ``k <= MAX_SCALE_EXP`` with ``2^k <= limit`` for every limit; at least ``lower``."""
     k = MAX_SCALE_EXP
     for lim in limits:
         if lim <= 0:

@@ -3,6 +3,11 @@
 Integer units: a stream value ``X`` (float) is carried as ``a_in = X·c`` per step, with ``c`` a
 power of two chosen per stream; a LIF with ``decay_input`` then has ``v ≈ 64·c·tau·V`` (so its
 *stream scale* is ``s = c·tau``), one without it ``v ≈ 64·c·V``. See docs/quantization.md.
+
+Thresholds are placed, not just rounded (:func:`place_threshold`): Lava fires on ``v > vth << 6``
+with a 64-unit threshold grid, SpikingJelly on ``V >= v_th``; the two agree on every reachable
+membrane value exactly when the membrane stays on the 64-grid (no leak), and to within half a
+grid step otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +31,76 @@ HOST_VTH_LIMIT = 2**12
 INPUT_MAX = 2 ** (LOIHI.input_sum_bits - 1) - 1
 VTH_MAX = 2**LOIHI.vth_bits - 1
 BIAS_EXP = LOIHI.act_shift  # bias in a_in (weight) units, as lava-dl netx exports it
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A placed Loihi threshold, in v-units (the integers Lava stores in v).
+
+    - ``vth``: Lava's parameter; Lava fires iff ``v > vth << 6``;
+    - ``granule``: every reachable v is a multiple of it (64 or 1, :func:`membrane_granule`);
+    - ``placed``: ``64·vth + granule/2``, a value no reachable v equals, so ``v > placed``,
+      ``v >= placed`` and Lava's ``v > 64·vth`` are the same test on every reachable v;
+    - ``fire_at``: the smallest reachable v that fires on chip (``64·vth + granule``);
+    - ``wanted``: the smallest reachable v with ``v >= theta_v`` (SpikingJelly's ``V >= v_th``).
+    """
+
+    vth: int
+    granule: int
+    placed: float
+    fire_at: int
+    wanted: int
+
+    @property
+    def exact(self) -> bool:
+        """Chip and SpikingJelly decide alike on every reachable v (not only on the placed one)."""
+        return self.fire_at == self.wanted
+
+    @property
+    def shift(self) -> int:
+        """``fire_at - wanted`` in v-units: > 0 the chip fires later than the float model."""
+        return self.fire_at - self.wanted
+
+
+def membrane_granule(du: int, dv: int, bias_mant: np.ndarray, bias_exp: int) -> int:
+    """64 if every reachable v is a multiple of 64, else 1.
+
+    Why: v starts and resets at 0 and gains ``u + bias`` each step; with ``dv = 0`` it is never
+    multiplied, with ``du`` in {-1, 4095} u is a sum of ``a_in << 6`` terms, and a bias with
+    ``bias_mant << bias_exp`` divisible by 64 keeps v on the grid (u's wrap by 2^24 does too).
+    Any other decay truncates and leaves low bits, and then every integer may be reachable.
+    (Positive saturation at 2^23 - 1 leaves the grid but exceeds every ``vth << 6``, so it fires
+    under both rules.)
+    """
+    bias = np.asarray(bias_mant, dtype=np.int64)
+    eff = bias << bias_exp if bias_exp >= 0 else bias >> -bias_exp
+    on_grid = dv == 0 and du in (-1, LOIHI.decay_unity - 1) and not np.any(eff % 64)
+    return 64 if on_grid else 1
+
+
+def place_threshold(target: float, granule: int) -> Threshold:
+    """Choose ``vth`` for a float threshold ``target`` in ``a_in`` units (``theta_v = 64·target``).
+
+    SpikingJelly fires iff ``v >= theta_v``; on reachable values (multiples of ``granule``) that
+    is ``v >= wanted`` with ``wanted = granule·ceil(theta_v / granule)``. Lava fires iff
+    ``v > 64·vth``, i.e. on reachable values iff ``v >= 64·vth + granule`` (granule divides 64).
+    So the rule is ``vth = (wanted - granule) / 64``:
+
+    - granule 64 (no leak): always an integer, ``vth = ceil(target) - 1``: **exact**;
+    - granule 1 (leak): exact only when ``wanted ≡ 1 (mod 64)``; otherwise the nearest
+      ``vth = round((wanted - 1) / 64)`` (ties up), so the chip's first firing value differs
+      from SpikingJelly's by at most 32 v-units (half a ``vth`` step, 1/128 of an ``a_in``
+      unit of threshold per unit of ``c``). The old ``ceil(target) - 1`` fired up to 63
+      v-units early here. Nothing finer is expressible: ``vth`` is the 17 high bits of v.
+
+    ``vth`` is clipped to [0, 2^17 - 1]; the stream scale keeps ``target`` below 2^17.
+    """
+    theta_v = float(target) * (1 << LOIHI.vth_shift)
+    wanted = granule * math.ceil(theta_v / granule)
+    vth = math.floor((wanted - granule) / (1 << LOIHI.vth_shift) + 0.5)
+    vth = min(max(vth, 0), VTH_MAX)
+    base = vth << LOIHI.vth_shift
+    return Threshold(vth, granule, base + granule / 2, base + granule, wanted)
 
 
 @dataclass
@@ -104,11 +179,15 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
     for n in stream.entries:
         op = g.op(n)
         if isinstance(op, SYNAPTIC):
+            # A Dense is emitted as 2·W_q with weight_exp - 1 (exact mixed sign, trap 2). Lava's
+            # Conv ignores weight_exp (trap 3): its exponent is folded into the weights, which
+            # only works for e >= 0 (snncc.reference.loihi_kernels.conv_weights).
+            conv = isinstance(op, (O.Conv1d, O.Conv2d))
             wq, e = mantissa_exponent(
                 np.asarray(op.weight) * c,
                 LOIHI.weight_min,
                 LOIHI.weight_max,
-                LOIHI.weight_exp_min + 1,
+                0 if conv else LOIHI.weight_exp_min + 1,
                 LOIHI.weight_exp_max + 1,
                 n,
             )
@@ -119,6 +198,8 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
                 "stream": stream.index,
                 "max_abs_wq": int(np.abs(wq).max(initial=0)),
             }
+            if conv:
+                q["exp_folded_into_weights"] = True
         else:
             m = float(op.factor) * c
             g.set_op(n, op.replace(factor=m))
@@ -134,8 +215,6 @@ def _neuron(g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream) -> dic
     spec = neuron_spec(g, n, "loihi")
     gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
     target = c * gain * spec.v_threshold  # float threshold in a_in units
-    # Lava fires on v > vth<<6, i.e. v >= (vth<<6) + 1: put that just below the float threshold.
-    vth = max(0, math.ceil(target) - 1)
     bias_mant = np.rint(np.asarray(bias) * c).astype(np.int64)
     if bias_mant.size and np.abs(bias_mant).max() > LOIHI.bias_mant_max:
         raise SnnccError(
@@ -144,8 +223,11 @@ def _neuron(g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream) -> dic
             code="QNT007",
         )
     dv = 0 if spec.tau is None else int(round(LOIHI.decay_unity / spec.tau))
+    du = LOIHI.decay_unity - 1
+    th = place_threshold(target, membrane_granule(du, dv, bias_mant, BIAS_EXP))
+    vth = th.vth
     op = O.LoihiLIF(
-        du=LOIHI.decay_unity - 1,
+        du=du,
         dv=dv,
         vth=vth,
         bias_mant=bias_mant,
@@ -154,6 +236,8 @@ def _neuron(g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream) -> dic
     )
     g.set_op(n, op)
     q = {"scale": c, "s": c * gain, "stream": stream.index, "vth": vth, "dv": dv, "du": op.du}
+    q.update({"threshold_placed_v": th.placed, "threshold_exact": th.exact})
+    q.update({"fire_shift_v": th.shift, "membrane_granule": th.granule})
     q["leak_exact"] = spec.tau is None or (LOIHI.decay_unity / spec.tau).is_integer()
     q["host_fed"] = bool(stream.host)
     g.node_meta(n)["quant"] = q

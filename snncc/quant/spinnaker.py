@@ -7,6 +7,9 @@ With ``V_rest = 0`` and ``R = tau_m / c_m = 1`` (``c_m = tau_m``), the closed-fo
 ``I = σ·X``. Without ``decay_input`` the current is ``I = σ·tau·X``. Weights become 16-bit
 magnitudes at the ring-buffer resolution ``2^(shift - 15)`` mV, split by sign into the
 excitatory and inhibitory receptor.
+
+The threshold is ``V_thresh = ceil(σ·v_th·2^15)`` raw (:func:`place_threshold`), so that
+sPyNNaker's ``V >= V_thresh`` on the s16.15 integers is exactly SpikingJelly's ``V >= v_th``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,19 @@ ONE = 1 << SPINNAKER.frac_bits
 VTH_LIMIT = 2.0**14
 INPUT_LIMIT = 2.0**15 - 1
 HOST_VTH_LIMIT = 2.0**12
+
+
+def place_threshold(v_thresh_mv: float) -> int:
+    """Raw s16.15 ``V_thresh`` for a float threshold (in mV of the scaled membrane).
+
+    Reachable membrane values are integers (raw 2^-15 mV). SpikingJelly fires iff
+    ``V >= x`` with ``x = v_thresh_mv·2^15``, i.e. iff ``V >= ceil(x)``, and sPyNNaker fires iff
+    ``V >= V_thresh`` (trap 6): ``V_thresh = ceil(x)`` is exact for every reachable V, where
+    rounding to nearest fired one LSB early whenever ``x`` has a fraction below 1/2. The placed
+    threshold ``V_thresh - 1/2`` is a value no integer V equals, so a strict ``>`` against it
+    (Brian2's convention) gives the same spikes too.
+    """
+    return int(math.ceil(float(v_thresh_mv) * ONE))
 
 
 def _gain(g: Graph, stream: Stream) -> float:
@@ -119,7 +135,7 @@ def _neuron(
     spec = neuron_spec(g, n, "spinnaker")
     leak = 1.0 - 1.0 / (spec.tau or math.inf)  # IF was rejected by _gain
     op = O.SpiNNakerLIF(
-        v_thresh=int(to_accum(sigma * spec.v_threshold)),
+        v_thresh=place_threshold(sigma * spec.v_threshold),
         exp_tc=int(to_accum(leak)),
         r=ONE,
         i_offset=to_accum(np.asarray(bias) * sigma * gain),

@@ -10,10 +10,14 @@ counts and structural ops can be reused unchanged; every value in the deployed p
 integer, far below 2^53):
 
 - spikes are 0/1, dynamic products (``MatMul``/``Mul`` of spikes) exact integer counts;
-- a deployed synaptic op (node meta ``quant.weight_exp``) holds int64 mantissas ``W_q`` in
+- a deployed ``Linear`` (node meta ``quant.weight_exp``) holds int64 mantissas ``W_q`` in
   [-128, 127] and outputs ``shift(Σ W_q·x, weight_exp)`` in ``a_in`` units: a left shift, or an
   arithmetic right shift (floor) of the *sum* for a negative exponent — what Lava Dense computes
   when fed ``2·W_q`` with ``weight_exp - 1`` (the exact mixed-sign recipe, trap 2);
+- a deployed ``Conv1d``/``Conv2d`` models the program the Lava backend emits for it, not a Dense:
+  Lava's ``Conv`` ignores ``weight_exp`` (trap 3), so the exponent is folded into the weights
+  (``W_q << weight_exp``) and the sum is used unshifted. A negative exponent cannot be folded into
+  integer weights, so the kernel refuses it (the quantize pass never emits one for a conv);
 - host ops (encoding and readout) have float weights and no ``quant`` meta: float kernels.
 
 Hop latency (one step per Dense) is not modelled here; backends account for it.
@@ -56,25 +60,29 @@ def effective_bias(bias_mant: np.ndarray, bias_exp: int) -> np.ndarray:
 
 def lif_trace(
     a_in: np.ndarray,
-    du: int,
-    dv: int,
-    vth: int,
+    du: int | np.ndarray,
+    dv: int | np.ndarray,
+    vth: int | np.ndarray,
     bias_mant: np.ndarray | int = 0,
     bias_exp: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run ``PyLifModelBitAcc`` over ``a_in = [T, ...]`` (integers); returns ``(u, v, spikes)``.
 
     ``u`` and ``v`` are the states *after* each step, as Lava's ``Monitor`` records them.
+    ``du``, ``dv`` and ``vth`` may be per neuron (they broadcast against ``a_in[0]``), as Lava's
+    are. ``du = -1`` (no current decay, netx's convention) and ``du = 4095`` (delta synapse) are
+    the plain formula, no special case: the factors are 4096 and 0.
     """
     a = np.asarray(a_in, dtype=np.int64)
     bias = effective_bias(np.asarray(bias_mant), bias_exp)
-    shape = np.broadcast_shapes(a.shape[1:], bias.shape)
+    du_a, dv_a, vth_a = (np.asarray(x, dtype=np.int64) for x in (du, dv, vth))
+    shape = np.broadcast_shapes(a.shape[1:], bias.shape, du_a.shape, dv_a.shape, vth_a.shape)
     u = np.zeros(shape, np.int64)
     v = np.zeros(shape, np.int64)
     us, vs = np.empty((a.shape[0],) + shape, np.int64), np.empty((a.shape[0],) + shape, np.int64)
     spikes = np.empty((a.shape[0],) + shape, np.int64)
-    u_factor, v_factor = DECAY_UNITY - (du + 1), DECAY_UNITY - dv
-    eff_vth = np.int64(vth) << VTH_SHIFT
+    u_factor, v_factor = DECAY_UNITY - (du_a + 1), DECAY_UNITY - dv_a
+    eff_vth = vth_a << VTH_SHIFT
     for t in range(a.shape[0]):
         u = wrap_current(trunc_decay(u, u_factor) + (a[t] << ACT_SHIFT))
         v = np.clip(trunc_decay(v, v_factor) + u + bias, -(MAX_UV - 1), MAX_UV - 1)
@@ -130,8 +138,45 @@ def dense_weights(
     return (w >> k) << k
 
 
-def _synaptic(float_kernel: Kernel) -> Kernel:
-    """Integer kernel for a deployed synaptic op; host ops (no ``quant`` meta) stay float."""
+def dense_input(
+    w: np.ndarray,
+    s_in: np.ndarray,
+    weight_exp: int = 0,
+    num_weight_bits: int = 8,
+    sign_mode: str | None = None,
+) -> np.ndarray:
+    """What Lava ``Dense`` sends one step later for input spikes ``s_in``: §2.2 end to end.
+
+    ``w`` is the raw ``weights[out, in]`` array given to ``Dense``; the result is
+    ``shift_sum(dense_weights(w) @ s_in, weight_exp)``: weight truncation first, then the
+    exponent on the *sum* (floored), which is why a per-weight model is wrong for odd sums.
+    """
+    eff = dense_weights(w, num_weight_bits, sign_mode)
+    return shift_sum(eff @ np.asarray(s_in, dtype=np.int64), weight_exp)
+
+
+def conv_weights(w_q: np.ndarray, weight_exp: int) -> np.ndarray:
+    """The integer weights the Lava backend gives ``Conv``: ``W_q << weight_exp`` (trap 3).
+
+    Lava's ``PyConvModelFixed`` ignores ``weight_exp`` and ``num_weight_bits`` and uses the
+    weights as given, so the exponent must be folded into them. Only ``weight_exp >= 0`` folds
+    into integers; a negative one raises ``ValueError``. Each folded weight is still an 8-bit
+    mantissa times ``2^weight_exp``, so the hardware can represent it.
+    """
+    if weight_exp < 0:
+        raise ValueError(
+            f"weight_exp {weight_exp} < 0 cannot be folded into integer Conv weights (Lava's "
+            "Conv ignores weight_exp)"
+        )
+    return np.asarray(w_q, dtype=np.int64) << weight_exp
+
+
+def _synaptic(float_kernel: Kernel, conv: bool = False) -> Kernel:
+    """Integer kernel for a deployed synaptic op; host ops (no ``quant`` meta) stay float.
+
+    ``conv``: the op lowers to Lava ``Conv`` (exponent folded into the weights, sum unshifted),
+    otherwise to ``Dense`` fed ``2·W_q`` with ``weight_exp - 1`` (exponent on the sum).
+    """
 
     def kernel(op: O.Op, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarray:
         quant = ctx.meta.get("quant") or {}
@@ -146,9 +191,19 @@ def _synaptic(float_kernel: Kernel) -> Kernel:
             )
         if getattr(op, "bias", None) is not None:
             raise ctx.fail(op, "a quantized synaptic op has no bias (biases live in the neurons)")
-        # Integers times 0/1 or small counts, summed in float64: exact far below 2^53.
+        e = int(quant["weight_exp"])
+        if conv:
+            if e < 0:
+                raise ctx.fail(
+                    op,
+                    f"weight_exp {e} < 0 on a conv: Lava's Conv ignores weight_exp, so only an "
+                    "exponent >= 0 folded into the weights is deployable",
+                )
+            # Integers times 0/1 or small counts, summed in float64: exact far below 2^53.
+            wf = conv_weights(w, e).astype(np.float64)
+            return np.rint(float_kernel(op.replace(weight=wf), xs, ctx))
         acc = float_kernel(op.replace(weight=w.astype(np.float64)), xs, ctx)
-        return shift_sum(np.rint(acc), int(quant["weight_exp"])).astype(np.float64)
+        return shift_sum(np.rint(acc), e).astype(np.float64)
 
     return kernel
 
@@ -164,8 +219,9 @@ KERNELS: dict[type[O.Op], Kernel] = {
     **FLOAT_KERNELS,
     **NEURON_KERNELS,
     O.Linear: _synaptic(FLOAT_KERNELS[O.Linear]),
-    O.Conv1d: _synaptic(FLOAT_KERNELS[O.Conv1d]),
-    O.Conv2d: _synaptic(FLOAT_KERNELS[O.Conv2d]),
+    O.Conv1d: _synaptic(FLOAT_KERNELS[O.Conv1d], conv=True),
+    O.Conv2d: _synaptic(FLOAT_KERNELS[O.Conv2d], conv=True),
     O.LIF: _no_float_neuron,
     O.IF: _no_float_neuron,
+    O.ExpGIF: _no_float_neuron,
 }

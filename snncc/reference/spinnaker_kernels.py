@@ -18,6 +18,8 @@ Hop latency (d >= 1 per projection) is not modelled here; backends account for i
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from snncc.ir import ops as O
@@ -46,11 +48,36 @@ def stored_weight(w: float | np.ndarray, shift: int) -> np.ndarray:
 
 
 def ring_buffer_shift(max_summed_weight: float) -> int:
-    """``ceil(log2(max))``, plus 1 at an exact power of two; 0 for a maximum <= 0 (§4.1)."""
+    """``ceil(log2(max))`` clamped at 0, plus 1 when ``2^s <= max``; 0 for a maximum <= 0 (§4.1).
+
+    The clamp is sPyNNaker's (``ceil(max(0, log2(w)))`` in ``get_ring_buffer_shifts``): the
+    shift moves the ring buffer *left* into s16.15, so a maximum below 1/2 still gets shift 0
+    rather than a negative one.
+    """
     if max_summed_weight <= 0:
         return 0
-    s = int(np.ceil(np.log2(max_summed_weight)))
+    s = max(0, int(np.ceil(np.log2(max_summed_weight))))
     return s + 1 if 2.0**s <= max_summed_weight else s
+
+
+def membrane_params(tau_m: float, c_m: float, dt: float = 1.0) -> tuple[int, int]:
+    """Raw s16.15 ``(R, exp_TC)`` as ``neuron_model_initialise`` computes them (§4.2).
+
+    ``R = tau_m / c_m`` and ``exp_TC = exp(-dt / tau_m)``, each rounded to the nearest 2^-15
+    (the chip computes them with ``kdivk`` and ``expk``; the last bit may differ). With these the
+    IF_curr_delta jump for a weight w is ``w · R · (1 - exp_TC) / dt`` (trap 7), about ``w / c_m``
+    and exact only for particular ``(tau_m, c_m)``: for ``c_m = 1``, ``tau_m = 20`` it is 0.975·w.
+    """
+    return int(to_accum(tau_m / c_m)), int(to_accum(math.exp(-dt / tau_m)))
+
+
+def refractory_steps(tau_refrac: float, dt: float = 1.0) -> int:
+    """``T_refract = ceil(tau_refrac / dt)`` on the s16.15 quotient (``lif_ceil_accum``, trap 8).
+
+    PyNN's default ``tau_refrac = 0.1`` ms gives one whole step at dt = 1 ms; snncc emits 0.
+    """
+    raw = int(to_accum(tau_refrac / dt))
+    return -(-raw >> FRAC_BITS)
 
 
 def lif_trace(
@@ -58,12 +85,15 @@ def lif_trace(
     inh: np.ndarray,
     op: O.SpiNNakerLIF,
     host: np.ndarray | None = None,
+    refract_steps: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the neuron over ring-buffer sums ``[T, ...]``; returns ``(V after each step, spikes)``.
 
     ``host`` is an optional raw s16.15 current added to I (the host-injected encoding current).
-    Ring buffers saturate at 0xFFFF before the shift (trap 10); ``tau_refrac = 0``, so no input is
-    ever dropped (trap 8).
+    Ring buffers saturate at 0xFFFF before the shift (trap 10). ``refract_steps`` is
+    ``T_refract`` (:func:`refractory_steps`): after a spike the neuron skips that many updates,
+    V stays at ``V_reset`` and those steps' input is dropped (trap 8). Compiled programs use
+    ``tau_refrac = 0`` (0 steps), which is what :func:`spinnaker_lif` runs.
     """
     e = np.minimum(np.asarray(exc, np.int64), RING_MAX) << op.exc_shift
     i = np.minimum(np.asarray(inh, np.int64), RING_MAX) << op.inh_shift
@@ -71,13 +101,18 @@ def lif_trace(
     if host is not None:
         current = current + host
     v = np.full(current.shape[1:], op.v_rest, np.int64)
+    timer = np.zeros(current.shape[1:], np.int64)
     vs = np.empty(current.shape, np.int64)
     spikes = np.empty(current.shape, np.int64)
     for t in range(current.shape[0]):
         alpha = mul_accum(current[t], op.r) + op.v_rest
-        v = np.clip(alpha - mul_accum(op.exp_tc, alpha - v), ACCUM_MIN, ACCUM_MAX)
+        updated = np.clip(alpha - mul_accum(op.exp_tc, alpha - v), ACCUM_MIN, ACCUM_MAX)
+        active = timer <= 0
+        v = np.where(active, updated, v)
+        timer = np.where(active, timer, timer - 1)
         s = v >= op.v_thresh
         v = np.where(s, op.v_reset, v)
+        timer = np.where(s, refract_steps, timer)
         vs[t], spikes[t] = v, s
     return vs, spikes
 
@@ -146,4 +181,5 @@ KERNELS: dict[type[O.Op], Kernel] = {
     O.Scale: _scale,
     O.LIF: _no_float_neuron,
     O.IF: _no_float_neuron,
+    O.ExpGIF: _no_float_neuron,
 }

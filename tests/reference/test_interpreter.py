@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
+from snncc.ir.types import Kind
 from snncc.nn import neurons as N
 from snncc.reference import RunResult, run
 from snncc.reference.float_kernels import KERNELS
@@ -239,11 +240,45 @@ def test_record_modes(builder, rng) -> None:
 
 
 @pytest.mark.parametrize("mode", ["loihi", "spinnaker"])
-def test_planned_modes_say_not_implemented(builder, rng, mode) -> None:
+def test_integer_modes_refuse_float_neurons(builder, rng, mode) -> None:
+    # The integer modes run quantized graphs only: a float LIF names itself and the fix.
     g, _ = _chain(builder, rng)
     with pytest.raises(SnnccError) as info:
         run(g, {"x": np.zeros((T, B, 4, 5))}, mode)
-    assert info.value.code == "REF002" and "not implemented yet" in info.value.message
+    assert info.value.code == "REF003"
+    assert "'lif1'" in info.value.message and "quantize" in info.value.message
+
+
+def _spike_steps(x: list[list[int]]) -> np.ndarray:
+    return np.array(x, np.float64)[:, None, :]  # [T, B=1, n]
+
+
+@pytest.mark.parametrize(("weight_exp", "want"), [(0, [1, 0, 0, 0]), (1, [1, 0, 1, 0])])
+def test_loihi_mode_runs_a_quantized_graph(builder, weight_exp, want) -> None:
+    # a = (W x) << e with W = [2, -1, 0]: x -> W x = 2, 0, 1, 0. du = 4095, dv = 0: v += 64·a;
+    # spike when v > vth << 6 = 64. e = 0: 128 fires; 64 at step 3 does not (strict).
+    # e = 1: 256 fires, 128 fires.
+    b = builder(4)
+    b.input("x", (3,), kind=Kind.SPIKE)
+    b.node("fc", O.Linear(weight=np.array([[2, -1, 0]], np.int64)), "x")
+    b.g.node_meta("fc")["quant"] = {"weight_exp": weight_exp}
+    b.node("lif", O.LoihiLIF(du=4095, dv=0, vth=1, bias_mant=np.zeros(1, np.int64)), "fc")
+    x = _spike_steps([[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]])
+    res = run(b.done("lif"), {"x": x}, "loihi")
+    assert res.mode == "loihi"
+    assert res.spikes["lif"][:, 0, 0].tolist() == want
+
+
+def test_spinnaker_mode_runs_a_quantized_graph(builder) -> None:
+    # Stored weights [3, -2]: exc = 3, 3, 0 and inh = 0, 2, 2 -> I = 3, 1, -2 raw; exp_tc = 0
+    # so V = I; V >= 3 fires only at step 1 (non-strict: V equals the threshold).
+    b = builder(3)
+    b.input("x", (2,), kind=Kind.SPIKE)
+    b.node("fc", O.Linear(weight=np.array([[3, -2]], np.int64)), "x")
+    b.g.node_meta("fc")["quant"] = {"receptor": "split"}
+    b.node("lif", O.SpiNNakerLIF(v_thresh=3, exp_tc=0, r=2**15), "fc")
+    res = run(b.done("lif"), {"x": _spike_steps([[1, 0], [1, 1], [0, 1]])}, "spinnaker")
+    assert res.spikes["lif"][:, 0, 0].tolist() == [1, 0, 0]
 
 
 def test_unknown_mode(builder, rng) -> None:
