@@ -25,8 +25,10 @@ from torch import nn
 from tqdm import tqdm
 
 import snncc.models
+from snncc.checkpoint import save_checkpoint
 from snncc.data import digits, gestures
 from snncc.diagnostics import SnnccError
+from snncc.models.elastic import sample_granularity
 from snncc.models.registry import ModelSpec
 
 
@@ -51,20 +53,23 @@ def load_data(spec: ModelSpec, data: str, args: argparse.Namespace) -> tuple[np.
     return train[0], train[1], test[0], test[1]
 
 
-def elastic_levels(model: nn.Module) -> list[dict[str, Any]]:
-    """Joint granularities of an elastic model, smallest first (``[{}]`` for a static model).
+def elastic_levels(model: nn.Module) -> list[dict[str, int]]:
+    """Joint granularities of an elastic model as ``set_granularity`` keyword arguments,
+    smallest first (``[{}]`` for a static model).
 
-    ``model.granularities()`` maps each elastic dimension to its levels (a sequence, or a count
-    ``n`` meaning ``0 … n-1``); level ``i`` sets every dimension to its ``i``-th level.
+    ``model.granularities()`` maps each elastic dimension to its *levels* (widths: channels,
+    heads, hidden units), but ``set_granularity`` takes granularity *indices* into those lists,
+    so joint granularity ``i`` is ``{dim: i}`` for every dimension (clamped to the last index
+    of a dimension with fewer levels). Passing the widths themselves would ask for index 64 of
+    a four-level MLP and fail, or silently pick the wrong sub-network for small widths.
     """
     if not hasattr(model, "granularities"):
         return [{}]
-    dims = {
-        k: list(range(v)) if isinstance(v, int) else list(v)
-        for k, v in model.granularities().items()
-    }
-    n = max(len(v) for v in dims.values())
-    return [{k: v[min(i, len(v) - 1)] for k, v in dims.items()} for i in range(n)]
+    counts = {dim: len(levels) for dim, levels in model.granularities().items()}
+    if not counts:
+        return [{}]
+    n = max(counts.values())
+    return [{dim: min(i, c - 1) for dim, c in counts.items()} for i in range(n)]
 
 
 def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator, mode: str) -> np.ndarray:
@@ -96,11 +101,14 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 2
 
 
 def train(model: nn.Module, data: tuple[np.ndarray, ...], args: argparse.Namespace) -> None:
-    """AdamW + cosine schedule (linear warm-up over the first epoch), cross-entropy loss."""
+    """AdamW + cosine schedule (linear warm-up over the first epoch), cross-entropy loss.
+
+    An elastic model gets one joint granularity per batch from
+    :func:`snncc.models.elastic.sample_granularity` (``p = 0.1 / 0.2 / 0.3 / 0.4``, small ->
+    full, as the authors' training loop) and is left at full granularity afterwards.
+    """
     x_train, y_train = data[0], data[1]
     levels = elastic_levels(model)
-    probs = np.arange(1, len(levels) + 1, dtype=float)
-    probs /= probs.sum()
     rng = np.random.default_rng(args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(x_train) // args.batch_size  # drop the ragged last batch (BatchNorm)
@@ -121,7 +129,7 @@ def train(model: nn.Module, data: tuple[np.ndarray, ...], args: argparse.Namespa
         for i in range(steps_per_epoch):
             idx = order[i * args.batch_size : (i + 1) * args.batch_size]
             if len(levels) > 1:
-                model.set_granularity(**levels[rng.choice(len(levels), p=probs)])
+                model.set_granularity(**levels[sample_granularity(rng, len(levels))])
             xb = random_shift(x_train[idx], args.shift, rng, pad_mode)
             loss = loss_fn(model(torch.from_numpy(xb)), torch.from_numpy(y_train[idx]))
             opt.zero_grad()
@@ -137,19 +145,9 @@ def train(model: nn.Module, data: tuple[np.ndarray, ...], args: argparse.Namespa
 
 
 def save(path: str, model: nn.Module, spec: ModelSpec, metrics: dict[str, Any]) -> None:
-    """Write the snncc checkpoint (``snncc.save_checkpoint``).
-
-    Until ``snncc/checkpoint.py`` lands, the same fields are written with ``torch.save``.
-    """
-    try:
-        from snncc.checkpoint import save_checkpoint
-    except ModuleNotFoundError as e:
-        if e.name != "snncc.checkpoint":
-            raise
-        fields = {"arch": spec.name, "config": dict(spec.config), "timesteps": spec.timesteps}
-        fields.update(input_shape=tuple(spec.input_shape), time_axis=spec.time_axis)
-        torch.save({**fields, "state_dict": model.state_dict(), "metrics": metrics}, path)
-        return
+    """Write the snncc checkpoint (``snncc.checkpoint.save_checkpoint``): weights plus the
+    registry name and config, so ``snncc.checkpoint.load_checkpoint`` rebuilds the model with a
+    weights-only load and ``snncc inspect`` shows ``metrics``."""
     save_checkpoint(
         path,
         model,
@@ -204,9 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         "train_minutes": round(minutes, 2),
     }
     if len(levels) > 1:
+        # Index g of the list is joint granularity g (smallest first); the widths say what g
+        # means for this model, so `snncc inspect` output can be read without the code.
         metrics["test_accuracy_per_granularity"] = per_level
+        metrics["granularity_levels"] = {k: list(v) for k, v in model.granularities().items()}
     save(args.output, model, spec, metrics)
-    print(f"{args.model}: test accuracy {per_level[-1]:.4f} ({minutes:.1f} min) -> {args.output}")
+    shown = " / ".join(f"{a:.4f}" for a in per_level)
+    print(f"{args.model}: test accuracy {shown} ({minutes:.1f} min) -> {args.output}")
     return 0
 
 

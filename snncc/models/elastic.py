@@ -127,9 +127,7 @@ def _authors_variable(m: E.Elastic, g: int) -> int:
     raise TypeError(type(m).__name__)  # pragma: no cover - every elastic class is listed
 
 
-def authors_param_count(
-    model: nn.Module, feature: int, attention: int, mlp: int
-) -> dict[str, int]:
+def authors_param_count(model: nn.Module, feature: int, attention: int, mlp: int) -> dict[str, int]:
     """The authors' parameter accounting (``Spikformer.get_granularity_parameters``).
 
     ``fixed`` = parameters of the tokenizer's non-elastic convolutions (XiConv / Conv2d; their
@@ -206,11 +204,31 @@ def _register(name: str, factory: Any, family: str, config: dict[str, Any], desc
     )
 
 
-_register("elastic-spikformer-ehw", _build_spikformer, "elastic-spikformer", _EHW,
-          "EHWGesture 2x160x160 events, D=256, 32 heads (8-32), depth 2, XiSPSv2 a=2, T=16")
-_register("elastic-spikformer-tiny", _build_spikformer, "elastic-spikformer", _SPIKFORMER_TINY,
-          "digits demo: 1x16x16, D=32, 4 heads, 2 blocks, 4x4 tokens, T=4")
-_register("elastic-spikingformer-tiny", _build_spikingformer, "elastic-spikingformer",
-          _SPIKINGFORMER_TINY, "digits demo: 1x16x16, D=32, 4 heads, 2 blocks, 4x4 tokens, T=4")
-_register("elastic-spikingformer-2-256-dvs", _build_spikingformer, "elastic-spikingformer",
-          _SPIKINGFORMER_DVS, "CIFAR10-DVS 2x128x128 events, D=256, 16 heads, tau 1.5, T=16")
+_register(
+    "elastic-spikformer-ehw",
+    _build_spikformer,
+    "elastic-spikformer",
+    _EHW,
+    "EHWGesture 2x160x160 events, D=256, 32 heads (8-32), depth 2, XiSPSv2 a=2, T=16",
+)
+_register(
+    "elastic-spikformer-tiny",
+    _build_spikformer,
+    "elastic-spikformer",
+    _SPIKFORMER_TINY,
+    "digits demo: 1x16x16, D=32, 4 heads, 2 blocks, 4x4 tokens, T=4",
+)
+_register(
+    "elastic-spikingformer-tiny",
+    _build_spikingformer,
+    "elastic-spikingformer",
+    _SPIKINGFORMER_TINY,
+    "digits demo: 1x16x16, D=32, 4 heads, 2 blocks, 4x4 tokens, T=4",
+)
+_register(
+    "elastic-spikingformer-2-256-dvs",
+    _build_spikingformer,
+    "elastic-spikingformer",
+    _SPIKINGFORMER_DVS,
+    "CIFAR10-DVS 2x128x128 events, D=256, 16 heads, tau 1.5, T=16",
+)

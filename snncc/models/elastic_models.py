@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -50,23 +51,39 @@ class ElasticModel(nn.Module):
         mlp: int | None = None,
     ) -> None:
         """Select a sub-network: one granularity index per dimension (``level`` fills the ones
-        not given; ``None`` everywhere leaves the model unchanged). Index ``-1`` = full width."""
+        not given; ``None`` everywhere leaves the model unchanged). Index ``-1`` = full width.
+
+        Arguments are *indices* into :meth:`granularities`, not widths. Every index is checked
+        before any module changes, so a bad call leaves the model at its previous granularity
+        (a half-applied setting would silently mix sub-networks). Non-integers (``1.5``,
+        ``True``) are refused instead of being truncated by ``int()``.
+        """
         chosen = {"feature": feature, "attention": attention, "mlp": mlp}
         for dim in DIMS:
             if chosen[dim] is None:
                 chosen[dim] = level
+        plan: list[tuple[E.Elastic, int]] = []
         for path, m in self.elastic_modules():
             g = chosen[m.elastic_dim]
             if g is None:
                 continue
             n = len(m.levels)
+            hint = f"use an index in 0..{n - 1} (levels {m.levels}), not a width"
+            if isinstance(g, bool) or not isinstance(g, (int, np.integer)):
+                raise SnnccError(
+                    f"{path}: {m.elastic_dim} granularity {g!r} is not an integer index",
+                    code="E012",
+                    hint=hint,
+                )
             if not -n <= int(g) < n:
                 raise SnnccError(
                     f"{path}: {m.elastic_dim} granularity {g} is out of range",
                     code="E012",
-                    hint=f"use an index in 0..{n - 1} (levels {m.levels})",
+                    hint=hint,
                 )
-            m.granularity = int(g) % n
+            plan.append((m, int(g) % n))
+        for m, g in plan:
+            m.granularity = g
 
     def current_granularity(self) -> dict[str, int]:
         """The granularity index of each dimension (from its first elastic module)."""

@@ -169,20 +169,15 @@ def test_imagenet_config_on_small_images() -> None:
 
 
 def test_committed_gestures_checkpoint_reaches_90_percent() -> None:
+    from snncc.checkpoint import load_checkpoint
     from snncc.data import gestures
 
     path = Path(__file__).parents[2] / "examples" / "checkpoints" / "sdt-tiny-gestures.pt"
     assert path.stat().st_size < 1_000_000
-    try:
-        from snncc.checkpoint import load_checkpoint
-    except ModuleNotFoundError:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        model = snncc.models.create(ck["arch"], **ck["config"])
-        model.load_state_dict(ck["state_dict"], strict=True)
-        metrics = ck["metrics"]
-    else:
-        ck = load_checkpoint(path)
-        model, metrics = ck.model, ck.metrics
+    # The real snncc loader (weights-only load, registry rebuild, strict weights): no fallback.
+    ck = load_checkpoint(path)
+    assert ck.source == "checkpoint" and ck.metrics is not None
+    model, metrics = ck.module, ck.metrics
     x, y = gestures(64, 4, 32, 0, split="test")
     with torch.no_grad():
         acc = float((model.eval()(torch.from_numpy(x)).argmax(1).numpy() == y).mean())

@@ -178,15 +178,14 @@ def test_event_input_is_time_major_after_permute() -> None:
 
 
 def _load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
-    try:
-        from snncc.checkpoint import load_checkpoint
-    except ModuleNotFoundError:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        model = snncc.models.create(ck["arch"], **ck["config"])
-        model.load_state_dict(ck["state_dict"], strict=True)
-        return model, ck["metrics"]
+    """The module (eval mode) and metrics of a committed checkpoint, through the real snncc
+    loader: a weights-only ``torch.load``, a registry rebuild and a ``strict=True`` weight load,
+    so the test fails if the file stops being a valid snncc checkpoint (no pickle fallback)."""
+    from snncc.checkpoint import load_checkpoint
+
     ck = load_checkpoint(path)
-    return ck.model, ck.metrics
+    assert ck.source == "checkpoint" and ck.metrics is not None
+    return ck.module, ck.metrics
 
 
 def test_committed_digits_checkpoint_reaches_95_percent() -> None:

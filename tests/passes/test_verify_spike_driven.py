@@ -200,8 +200,25 @@ def test_elastic_spikingformer_is_spike_driven() -> None:
 
 
 def test_elastic_spikformer_has_sew_violations() -> None:
+    """XiSpikformer keeps Spikformer's SEW residual, so its Q/K/V and fc1 convs read spike
+    counts that follow the 2·L + 1 rule exactly as spikformer-tiny's do.
+
+    It also has a second, independent kind of violation, faithful to the authors' code: every
+    ``XiConv``/``XiConvMultiGran`` with compression ``gamma = 2`` (the XiSPSv2 stages and the
+    RPE conv) is a 1x1 ``compression_conv`` feeding the 3x3 ``main_conv`` with no neuron in
+    between, so ``main_conv`` multiplies real values (``max_count`` is None: not a count). The
+    test pins both sets exactly rather than asserting that every violation is a count.
+    """
     r = check_spike_driven(_zoo(_smallest("elastic-spikformer-")))
-    assert r.violations and all(v.max_count and v.max_count >= 2 for v in r.violations)
+    counts = {v.node: v.max_count for v in r.violations if v.input_kind.startswith("count")}
+    assert counts == _sew_bounds(2, ("q_conv", "k_conv", "v_conv"), "fc1_conv")
+    assert all(v.fix == SEW_FIX for v in r.violations if v.node in counts)
+    real = {v.node for v in r.violations if v.node not in counts}
+    stages = ("proj_conv", "proj_conv1", "proj_conv2", "proj_conv3", "rpe_conv")
+    assert real == {f"patch_embed.{s}.main_conv" for s in stages}
+    assert all(v.input_kind == "current" and v.max_count is None
+               for v in r.violations if v.node in real)  # fmt: skip
+    assert r.encoding == ["patch_embed.proj_conv.compression_conv"] and not r.spike_driven
 
 
 # -- CLI -----------------------------------------------------------------------------------------
