@@ -29,26 +29,39 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from snncc.ir.graph import Graph
-from snncc.memory import Unit, chunks, deployed_units, max_atoms_per_core, target_model
+from snncc.memory import Unit, deployed_units, max_atoms_per_core, target_model
 from snncc.passes.manager import PassContext
 
 
 @dataclass
 class Core:
-    """One core: the chunks placed on it and the resources they use together."""
+    """A run of ``count`` identical cores (one when shared): chunks and per-core usage.
+
+    Every full chunk of a layer has the same size and therefore the same usage, so the full
+    chunks of a layer are one run: a model with 10^5 cores has a few runs per layer, and the
+    partition, the report and its pictures stay small and fast.
+    """
 
     index: int
+    count: int = 1
     chunks: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self, resources: tuple[str, ...]) -> dict[str, Any]:
-        """``{"core", "layer", "layers", "neurons", "memory_bytes", <resource>...}``."""
+        """``{"core", "count", "layer", "layers", "atoms", "neurons", "memory_bytes", …}``.
+
+        ``core`` is the first core of the run, ``atoms`` the ``[layer, start, stop)`` ranges
+        the run holds (core ``core + i`` of a run holds the ``i``-th ``atoms_per_core`` slice);
+        ``neurons``, ``memory_bytes`` and the other resources are *per core*.
+        """
         layers = [c["layer"] for c in self.chunks]
         d: dict[str, Any] = {
             "core": self.index,
+            "count": self.count,
             "layer": layers[0] if layers else "",
             "layers": layers,
             "atoms": [[c["layer"], c["start"], c["stop"]] for c in self.chunks],
+            "atoms_per_core": self.chunks[0]["size"] if self.chunks else 0,
             "neurons": int(self.usage.get("neurons", 0)),
             "memory_bytes": int(self.usage.get("memory", 0)),
         }
@@ -80,18 +93,23 @@ def _fits(usage: dict[str, int], add: dict[str, int], limits: dict[str, int]) ->
     return all(usage.get(r, 0) + add.get(r, 0) <= cap for r, cap in limits.items())
 
 
-def _add(usage: dict[str, int], add: dict[str, int]) -> None:
+def _add(usage: dict[str, int], add: dict[str, int], times: int = 1) -> None:
     for key, value in add.items():
-        usage[key] = usage.get(key, 0) + int(value)
+        usage[key] = usage.get(key, 0) + int(value) * times
 
 
 def _chunk_rows(model: Any, unit: Unit) -> tuple[list[dict[str, Any]], int]:
-    """The unit's chunks as ``{"layer", "start", "stop", "usage"}`` and atoms per full chunk."""
+    """The unit's chunks as runs ``{"layer", "start", "stop", "size", "count", "usage"}``:
+    the full chunks (``count`` of them, ``size`` atoms each) and the remainder, if any."""
     k = max_atoms_per_core(model, unit)
-    rows = [
-        {"layer": unit.name, "start": a, "stop": b, "usage": model.usage(unit, b - a)}
-        for a, b in chunks(unit.size, k)
-    ]
+    full, rest = divmod(unit.size, k)
+    rows = []
+    if full:
+        rows.append({"layer": unit.name, "start": 0, "stop": full * k, "size": k,
+                     "count": full, "usage": model.usage(unit, k)})  # fmt: skip
+    if rest:
+        rows.append({"layer": unit.name, "start": full * k, "stop": unit.size, "size": rest,
+                     "count": 1, "usage": model.usage(unit, rest)})  # fmt: skip
     return rows, k
 
 
@@ -99,20 +117,21 @@ def _pack(rows: list[dict[str, Any]], limits: dict[str, int], packs: bool) -> li
     """Full chunks on their own cores; remainders first-fit decreasing when the target packs."""
     cores: list[Core] = []
     shared: list[dict[str, Any]] = []
+    next_index = 0
     for row in rows:
-        if packs and row.get("partial"):
+        if packs and row["partial"]:
             shared.append(row)
         else:
-            core = Core(len(cores), [row], {})
-            _add(core.usage, row["usage"])
-            cores.append(core)
+            cores.append(Core(next_index, row["count"], [row], dict(row["usage"])))
+            next_index += row["count"]
     shared.sort(key=lambda r: (-r["usage"]["memory"], r["order"]))
     first_shared = len(cores)
     for row in shared:
         home = next((c for c in cores[first_shared:] if _fits(c.usage, row["usage"], limits)),
                     None)  # fmt: skip
         if home is None:
-            home = Core(len(cores), [], {})
+            home = Core(next_index, 1, [], {})
+            next_index += 1
             cores.append(home)
         home.chunks.append(row)
         _add(home.usage, row["usage"])
@@ -131,7 +150,7 @@ def _lower_bound(
     totals: dict[str, int] = {}
     for unit, rows in zip(units, unit_rows, strict=True):
         whole = model.usage(unit, unit.size)
-        split = {r: sum(int(row["usage"][r]) for row in rows) for r in limits}
+        split = {r: sum(int(row["usage"][r]) * row["count"] for row in rows) for r in limits}
         _add(totals, {r: min(int(whole[r]), split[r]) for r in limits})
     bound = {r: math.ceil(totals.get(r, 0) / cap) if cap > 0 else 0 for r, cap in limits.items()}
     if not model.packs:
@@ -152,20 +171,21 @@ def plan_partition(g: Graph, target: str, core_memory: int | None = None) -> Par
     for unit in units:
         unit_rows, k = _chunk_rows(model, unit)
         all_rows.append(unit_rows)
+        chunks_n = sum(r["count"] for r in unit_rows)
         for row in unit_rows:
-            row["partial"] = (row["stop"] - row["start"]) < k or len(unit_rows) == 1
+            row["partial"] = row["size"] < k or chunks_n == 1
             row["order"] = len(rows)
             rows.append(row)
-        extra_cores[unit.name] = model.extra_cores(unit, len(unit_rows))
+        extra_cores[unit.name] = model.extra_cores(unit, chunks_n)
         total: dict[str, int] = {}
         for row in unit_rows:
-            _add(total, row["usage"])
+            _add(total, row["usage"], row["count"])
         layers.append(
             {
                 "name": unit.name, "cores": 0, "memory_bytes": int(total["memory"]),
                 "neurons": int(unit.neurons), "synapses": int(unit.synapses), "op": unit.op,
                 "kind": unit.kind, "native": unit.native, "atoms": int(unit.size),
-                "atoms_per_core": int(k), "chunks": len(unit_rows),
+                "atoms_per_core": int(k), "chunks": chunks_n,
                 "synapse_bytes": int(total["synapse_bytes"]),
                 "state_bytes": int(total["state_bytes"]),
                 "routing_bytes": int(total["routing_bytes"]),
@@ -178,15 +198,17 @@ def plan_partition(g: Graph, target: str, core_memory: int | None = None) -> Par
     by_layer = {row["name"]: row for row in layers}
     for c in cores:
         for name in dict.fromkeys(ch["layer"] for ch in c.chunks):
-            by_layer[name]["cores"] += 1
+            by_layer[name]["cores"] += c.count
     for row in layers:
         row["cores"] += row["extra_cores"]
-    n_cores = len(cores) + sum(extra_cores.values())
-    memory = sum(int(r["usage"]["memory"]) for r in rows)
+    n_chip_cores = sum(c.count for c in cores)
+    n_cores = n_chip_cores + sum(extra_cores.values())
+    memory = sum(int(r["usage"]["memory"]) * r["count"] for r in rows)
     utilisation = {
-        r: (sum(c.usage.get(r, 0) for c in cores) / (cap * len(cores))) if cores and cap else 0.0
+        r: (sum(c.usage.get(r, 0) * c.count for c in cores) / (cap * n_chip_cores))
+        if n_chip_cores and cap else 0.0
         for r, cap in limits.items()
-    }
+    }  # fmt: skip
     return PartitionPlan(
         target=target,
         cores=n_cores,

@@ -82,20 +82,27 @@ def sops_per_layer(rows: Sequence[dict[str, Any]], what: str) -> str:
 
 
 def _core_grid(core_map: Sequence[dict[str, Any]], layers: list[str], capacity: int) -> np.ndarray:
-    """RGBA image: one pixel per core, colour = layer, brightness = memory utilisation."""
+    """RGBA image: one pixel per core, colour = layer, brightness = memory utilisation.
+
+    Entries with ``count`` > 1 are runs of identical cores (the partitioner's compact form).
+    """
     import matplotlib
 
-    n = len(core_map)
+    counts = np.array([int(c.get("count", 1)) for c in core_map], dtype=np.int64)
+    n = int(counts.sum())
     width = max(1, math.ceil(math.sqrt(n * 2)))
     height = max(1, math.ceil(n / width))
-    img = np.ones((height, width, 4))
+    img = np.ones((height * width, 4))
     cmap = matplotlib.colormaps["tab20"]
     index = {name: i for i, name in enumerate(layers)}
-    for k, c in enumerate(core_map):
-        rgb = np.array(cmap(index.get(str(c["layer"]), 0) % 20)[:3])
-        util = min(1.0, float(c.get("memory_bytes", 0)) / capacity) if capacity > 0 else 1.0
-        img[k // width, k % width, :3] = 1.0 - (1.0 - rgb) * (0.35 + 0.65 * util)
-    return img
+    rgb = np.array([cmap(index.get(str(c["layer"]), 0) % 20)[:3] for c in core_map]).reshape(-1, 3)
+    util = np.array(
+        [min(1.0, float(c.get("memory_bytes", 0)) / capacity) if capacity > 0 else 1.0
+         for c in core_map]
+    )  # fmt: skip
+    shade = 1.0 - (1.0 - rgb) * (0.35 + 0.65 * util)[:, None]
+    img[:n, :3] = np.repeat(shade, counts, axis=0)
+    return img.reshape(height, width, 4)
 
 
 def core_map(core_map: Sequence[dict[str, Any]], layers: list[str], capacity: int) -> str:
@@ -110,7 +117,8 @@ def core_map(core_map: Sequence[dict[str, Any]], layers: list[str], capacity: in
             ax.imshow(_core_grid(core_map, layers, capacity), interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"Core map: {len(core_map)} cores (row-major; paler = less memory used)")
+        n = sum(int(c.get("count", 1)) for c in core_map)
+        ax.set_title(f"Core map: {n} cores (row-major; paler = less memory used)")
         cmap = matplotlib.colormaps["tab20"]
         shown = layers[:20]
         handles = [Patch(color=cmap(i % 20), label=name) for i, name in enumerate(shown)]

@@ -57,10 +57,13 @@ def test_spinnaker_rows_are_padded_per_256_neuron_pre_slice() -> None:
 def test_spinnaker_never_shares_a_core_and_slices_like_spynnaker() -> None:
     plan = plan_partition(chain((600, 600, 300, 10)), "spinnaker")
     rows = {r["name"]: r for r in plan.layers}
-    # sPyNNaker slices 600 neurons at 256 per core as 0:256, 256:512, 512:600 (§4.1).
-    assert [c["atoms"] for c in plan.core_map if c["layer"] == "lif0"] == [
-        [["lif0", 0, 256]], [["lif0", 256, 512]], [["lif0", 512, 600]]
+    # sPyNNaker slices 600 neurons at 256 per core as 0:256, 256:512, 512:600 (§4.1): a run of
+    # two identical full cores, then the remainder.
+    lif0 = [c for c in plan.core_map if c["layer"] == "lif0"]
+    assert [(c["core"], c["count"], c["atoms"], c["atoms_per_core"]) for c in lif0] == [
+        (0, 2, [["lif0", 0, 512]], 256), (2, 1, [["lif0", 512, 600]], 88)
     ]  # fmt: skip
+    assert [c["neurons"] for c in lif0] == [256, 88]  # per core
     assert (rows["lif0"]["cores"], rows["lif1"]["cores"], rows["lif2"]["cores"]) == (3, 2, 1)
     assert plan.cores == 6
     assert all(len(c["layers"]) == 1 for c in plan.core_map)
@@ -91,6 +94,7 @@ def test_loihi_splits_a_layer_by_memory_and_respects_every_limit() -> None:
         assert c["memory_bytes"] <= LOIHI.core_memory_bytes
         assert c["neurons"] <= LOIHI.neurons_per_core
         assert c["fan_in"] <= LOIHI.fan_in_per_core
+    assert sum(c["count"] for c in plan.core_map) == plan.cores
     covered = sorted((a, b) for c in plan.core_map for _, a, b in c["atoms"])
     assert covered[0][0] == 0 and covered[-1][1] == 2000
     assert all(b1 == a2 for (_, b1), (a2, _) in zip(covered, covered[1:], strict=False))
@@ -122,3 +126,15 @@ def test_partition_pass_leaves_the_graph_and_a_plan() -> None:
     plan = ctx.config["partition_plan"]
     assert plan.to_dict()["cores"] == plan.cores == 2
     assert ctx.stats["cores"] == 2 and ctx.decisions
+
+
+def test_runs_of_cores_are_expanded_in_the_core_map_picture() -> None:
+    from snncc.reports.figures import _core_grid
+
+    plan = plan_partition(chain((600, 600, 300, 10)), "spinnaker")
+    names = [r["name"] for r in plan.layers]
+    img = _core_grid(plan.core_map, names, SPINNAKER.sdram_per_core).reshape(-1, 4)
+    white = np.ones(3)
+    painted = [i for i in range(len(img)) if not np.allclose(img[i, :3], white)]
+    assert painted == list(range(plan.cores))  # one pixel per core, runs included
+    assert np.allclose(img[0, :3], img[1, :3]) and not np.allclose(img[0, :3], img[3, :3])
