@@ -296,6 +296,37 @@ class IF(Op):
             self._fail("v_threshold", f"must be positive, got {self.v_threshold}")
 
 
+@dataclass(frozen=True, eq=False)
+class ExpGIF(Op):
+    """Grouped exponential-coding IF neuron (snncc's interpretation of Ge²mS-T's ExpG-IF).
+
+    ``snncc.nn.ExpGIF`` semantics: time is cut into groups of ``K = bits`` steps and step ``t``
+    is bit ``k = t mod K`` (``k = 0`` most significant). Per step, with ``v = 0`` at the start of
+    every sample and no reset at group boundaries, in exactly this float order::
+
+        th = theta * 2 ** -(k + 1)
+        v  = v + X
+        S  = (v - th >= 0)
+        v  = v - S * th                 (soft reset)
+        Y  = S * th                     (the event, carrying its bit weight)
+
+    The output is a *graded* spike: a 1-bit event whose payload is the integer ``2**(K-1-k)`` in
+    units of ``theta * 2**-K`` (``K`` bits), so a synapse reading it accumulates a weight shifted
+    by the step's bit position and never multiplies. The reference records ``S = (Y != 0)`` as the
+    neuron's spike train.
+    """
+
+    NEURON: ClassVar[bool] = True
+    theta: float = 1.0
+    bits: int = 4
+
+    def _validate(self) -> None:
+        if not self.theta > 0:
+            self._fail("theta", f"must be positive, got {self.theta}")
+        if int(self.bits) != self.bits or self.bits < 1:
+            self._fail("bits", f"must be a positive integer, got {self.bits}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Spike algebra and currents
 # ---------------------------------------------------------------------------------------------
@@ -514,6 +545,7 @@ OPS: dict[str, type[Op]] = {
         MaxPool2d,
         LIF,
         IF,
+        ExpGIF,
         Add,
         Scale,
         Mul,

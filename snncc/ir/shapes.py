@@ -134,6 +134,7 @@ RULES: dict[type[O.Op], Callable[..., Shape]] = {
     O.MaxPool2d: _pool,
     O.LIF: _same,  # neurons are element-wise
     O.IF: _same,
+    O.ExpGIF: _same,
     O.Add: _broadcast,  # numpy broadcasting
     O.Mul: _broadcast,
     O.Scale: _same,

@@ -49,6 +49,10 @@ def _spike(op: O.Op, ins: list[TensorType]) -> KindBound:
     return Kind.SPIKE, None
 
 
+def _graded(op: O.ExpGIF, ins: list[TensorType]) -> KindBound:
+    return Kind.GRADED, int(op.bits)
+
+
 def _current(op: O.Op, ins: list[TensorType]) -> KindBound:
     return CURRENT
 
@@ -97,6 +101,7 @@ KIND_RULES: dict[type[O.Op], KindRule] = {
     O.Input: _input,  # what the host feeds: pixels (current) or event frames (spike)
     O.LIF: _spike,  # neurons emit 0/1
     O.IF: _spike,
+    O.ExpGIF: _graded,  # one event per step carrying bit k's weight: a K-bit graded spike
     O.MaxPool2d: _maxpool,  # max of spikes = OR (spike); max of counts <= bound; else current
     O.Reshape: _keep,  # structural re-indexing keeps values, so kind and bound
     O.Permute: _keep,

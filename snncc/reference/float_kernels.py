@@ -126,6 +126,7 @@ KERNELS: dict[type[O.Op], Kernel] = {
     O.MaxPool2d: S.max_pool2d,
     O.LIF: TM.lif,
     O.IF: TM.if_,
+    O.ExpGIF: TM.expgif,
     O.Add: _add,
     O.Scale: _scale,
     O.Mul: _mul,

@@ -1,4 +1,4 @@
-"""Float64 kernels for the ops that look along time: LIF, IF, Delay and TimeMean.
+"""Float64 kernels for the ops that look along time: LIF, IF, ExpGIF, Delay and TimeMean.
 
 The neuron kernels are the heart of the oracle. They repeat, operation for operation and in the
 same order, the float arithmetic of :mod:`snncc.nn.neurons` (itself SpikingJelly 0.0.0.0.12's
@@ -83,6 +83,26 @@ def lif(op: O.LIF, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarray:
 def if_(op: O.IF, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarray:
     """SpikingJelly multi-step IF over T: ``v = v + x``, then fire and reset like LIF."""
     return simulate_neuron(_per_step_input(op, xs, ctx), _if_charge, op.v_threshold, op.v_reset)
+
+
+def expgif(op: O.ExpGIF, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarray:
+    """``snncc.nn.ExpGIF`` over T: bit-``k`` threshold ``theta * 2**-(k+1)``, soft reset.
+
+    Same float operations in the same order as the torch module (``v + x``, ``v - th >= 0``,
+    ``v - s * th``); ``th`` is an exact power-of-two scaling of ``theta``. Returns the weighted
+    events ``s * th`` (what a downstream synapse reads), not 0/1.
+    """
+    x = _per_step_input(op, xs, ctx)
+    theta, bits = float(op.theta), int(op.bits)
+    v = np.zeros(x.shape[1:])
+    y = np.empty_like(x)
+    for t in range(x.shape[0]):
+        th = theta * (2.0 ** -((t % bits) + 1))
+        v = v + x[t]
+        s = (v - th >= 0).astype(np.float64)
+        v = v - s * th
+        y[t] = s * th
+    return y
 
 
 def delay(op: O.Delay, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarray:

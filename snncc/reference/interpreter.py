@@ -195,7 +195,8 @@ def run(
     values = {n: np.ascontiguousarray(v) for n, v in values.items()}
     return RunResult(
         outputs={n: values[n] for n in graph.outputs},
-        spikes={n: values[n].astype(np.uint8) for n in neurons},
+        # A spike is a non-zero output: 0/1 for LIF/IF, the bit-weighted event for ExpGIF.
+        spikes={n: (values[n] != 0).astype(np.uint8) for n in neurons},
         values=values,
         timesteps=timesteps,
         batch=batch,
