@@ -14,7 +14,16 @@ __version__ = "0.1.0"
 from snncc.ir.graph import Graph  # noqa: E402
 from snncc.ir.serialize import load, save  # noqa: E402
 
-__all__ = ["Graph", "load", "save", "trace", "save_checkpoint", "load_checkpoint", "__version__"]
+__all__ = [
+    "Graph",
+    "load",
+    "save",
+    "trace",
+    "save_checkpoint",
+    "load_checkpoint",
+    "export_program",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,6 +32,10 @@ def __getattr__(name: str) -> Any:
         from snncc.frontend.trace import trace
 
         return trace
+    if name == "export_program":
+        from snncc.frontend.exported import export_program
+
+        return export_program
     if name in ("save_checkpoint", "load_checkpoint"):
         from snncc import checkpoint
 

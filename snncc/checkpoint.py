@@ -15,19 +15,18 @@ weights are loaded with ``strict=True``. Whole pickled modules and ``torch.expor
 (``--trust-pickle``).
 
 Every problem with the file is an :class:`~snncc.diagnostics.SnnccError` with exit code 2 whose one
-line names the file, says what is wrong and how to fix it. Codes: E020 no such file, E021 not a
-checkpoint, E022 truncated or corrupt, E023 refused pickle, E024 weights do not match the
-architecture, E025 written by a newer snncc, E026 invalid field, E027 unreadable pickled class,
-E028 input shape or timesteps unknown, E010/E011 unknown architecture / config field.
+line names the file, says what is wrong and how to fix it. Reading the bytes safely lives in
+:mod:`snncc.checkpoint_io`, ``.pt2`` programs in :mod:`snncc.frontend.exported`. Codes: E020 no
+such file, E021 not a checkpoint, E022 truncated or corrupt, E023 refused pickle, E024 weights
+do not match the architecture, E025 written by a newer snncc, E026 invalid field, E027 unreadable
+pickled class, E028 input shape or timesteps unknown, E031 shape does not fit a ``.pt2``
+program, E010/E011 unknown architecture / config field.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
-import re
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from snncc.checkpoint_io import _RESAVE_HINT, _error, _unsafe_global, read_file
 from snncc.diagnostics import SnnccError
 from snncc.ir.serialize import atomic_write_bytes
 
@@ -43,14 +43,6 @@ VERSION = 1
 #: Fields a checkpoint must have (``format``/``version``/``time_axis``/``metrics`` may be absent in
 #: files written before ``save_checkpoint`` existed: those are read as version 0).
 REQUIRED = ("arch", "config", "input_shape", "timesteps", "state_dict")
-_TRUST_HINT = (
-    "if you trust the file, pass --trust-pickle (trust_pickle=True); unpickling runs whatever code "
-    "the file names, so never do it for files from unknown sources"
-)
-_RESAVE_HINT = (
-    "write checkpoints with snncc.save_checkpoint(path, model, arch, config, input_shape, "
-    "timesteps)"
-)
 
 
 @dataclass
@@ -60,7 +52,8 @@ class LoadedModel:
     ``input_shape`` excludes the batch axis; ``time_axis`` is where time is in the input *with*
     the batch axis (``None``: the model repeats a static sample over time itself). ``source`` says
     where the module came from: ``checkpoint``, ``pickle`` (a whole pickled module), ``export``
-    (a ``torch.export`` program) or ``zoo`` (a registry name with seeded random weights).
+    (a ``torch.export`` program, kept in ``program``) or ``zoo`` (a registry name with seeded
+    random weights).
     """
 
     module: nn.Module
@@ -72,10 +65,8 @@ class LoadedModel:
     metrics: dict[str, Any] | None = None
     path: Path | None = None
     source: str = "checkpoint"
-
-
-def _error(path: Path | str, problem: str, code: str, hint: str | None = None) -> SnnccError:
-    return SnnccError(f"{path}: {problem}", code=code, hint=hint, exit_code=2)
+    #: For ``source == "export"``: the loaded :class:`snncc.frontend.exported.Program`.
+    program: Any = None
 
 
 # -- saving -------------------------------------------------------------------------------------
@@ -134,112 +125,6 @@ def _check_weights_only(header: dict[str, Any], path: Path) -> None:
             "E026",
             "store plain numbers, strings, lists and dicts in config and metrics",
         ) from None
-
-
-# -- reading the file ---------------------------------------------------------------------------
-def _sniff(path: Path) -> tuple[str | None, str | None]:
-    """Recognise files that are certainly not torch checkpoints: ``(problem, code)`` or Nones.
-
-    Done before ``torch.load`` because its errors for foreign files are cryptic (``KeyError: 101``
-    for a text file) and because a truncated zip must be told apart from a foreign one.
-    """
-    with path.open("rb") as f:
-        head = f.read(512)
-    if not head:
-        return "empty file (0 bytes), not a checkpoint", "E022"
-    if head.startswith(b"\x93NUMPY"):
-        return "a NumPy .npy array file, not an snncc checkpoint", "E021"
-    if head.startswith(b"PK"):
-        if not zipfile.is_zipfile(path):
-            return "truncated or corrupt (the zip archive has no central directory)", "E022"
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-        if not any(n.endswith("data.pkl") for n in names):
-            if names and all(n.endswith(".npy") for n in names):
-                return "a NumPy .npz archive, not an snncc checkpoint", "E021"
-            return "a zip archive that is not a PyTorch file", "E021"
-        return None, None
-    if head.startswith(b"\x80"):
-        return None, None  # a pickle: legacy torch.save format, or a foreign pickle
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return "not a PyTorch file (unrecognised binary format)", "E021"
-    first = text.strip().splitlines()[0][:40] if text.strip() else ""
-    return f"a text file (starts with {first!r}), not an snncc checkpoint", "E021"
-
-
-def _unsafe_global(message: str) -> str | None:
-    """The ``module.Name`` a weights-only load refused, parsed from torch's message."""
-    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
-    return m.group(1) if m else None
-
-
-def _importable(qualname: str) -> bool:
-    """Whether ``pkg.mod.Name`` resolves (a refused global that does not hints at corruption)."""
-    import importlib
-
-    parts = qualname.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            return False
-        return True
-    return False
-
-
-def read_file(path: Path, *, trust_pickle: bool) -> Any:
-    """``torch.load(weights_only=True)``, or full unpickling when trusted; errors mapped."""
-    problem, code = _sniff(path)
-    if problem is not None:
-        raise _error(path, problem, code or "E021", _RESAVE_HINT)
-    try:
-        with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise next to our one line
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if trust_pickle:
-            return _unpickle(path)
-        name = _unsafe_global(str(e))
-        if name is None:
-            raise _error(path, "pickle data that is not a PyTorch checkpoint", "E021") from None
-        if not _importable(name):
-            raise _error(
-                path, f"truncated or corrupt (refers to unknown Python object {name})", "E022"
-            ) from None
-        raise _error(
-            path,
-            f"contains a pickled Python object ({name}); refusing to unpickle it",
-            "E023",
-            _TRUST_HINT,
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise _error(path, f"truncated or corrupt: {first}", "E022") from None
-
-
-def _unpickle(path: Path) -> Any:
-    """Full unpickling (the caller has been told to trust the file)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=False)
-    except (ImportError, AttributeError) as e:
-        raise _error(
-            path,
-            f"cannot unpickle: {e}",
-            "E027",
-            "import the module that defines the pickled class first, or save an snncc checkpoint",
-        ) from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise _error(path, f"truncated or corrupt: {first}", "E022") from None
 
 
 # -- validating and rebuilding ------------------------------------------------------------------
@@ -364,7 +249,6 @@ def _from_module(
     module: nn.Module,
     path: Path,
     *,
-    source: str,
     input_shape: tuple[int, ...] | None,
     timesteps: int | None,
     time_axis: int | None,
@@ -387,48 +271,65 @@ def _from_module(
             "pass --input-shape, e.g. --input-shape 3,32,32 (per sample, without the batch axis)",
         )
     axis = time_axis if time_axis is not None else getattr(module, "time_axis", None)
-    if source != "export":
-        module.eval()  # exported programs refuse eval(); they carry no train/eval state anyway
+    module.eval()
     return LoadedModel(
         module=module,
-        arch=type(module).__name__ if source != "export" else "torch.export program",
+        arch=type(module).__name__,
         config={},
         input_shape=tuple(int(s) for s in shape),
         timesteps=T,
         time_axis=axis,
         metrics=None,
         path=path,
-        source=source,
+        source="pickle",
     )
 
 
-def _load_exported(path: Path, *, trust_pickle: bool) -> tuple[nn.Module, tuple[int, ...]]:
-    """A ``.pt2`` program's module and its input shape without the batch axis.
+def _from_program(
+    path: Path,
+    *,
+    trust_pickle: bool,
+    input_shape: tuple[int, ...] | None,
+    timesteps: int | None,
+) -> LoadedModel:
+    """A ``.pt2`` written by :func:`snncc.export_program` (see :mod:`snncc.frontend.exported`).
 
-    ``torch.export.load`` unpickles weights and constants with ``weights_only=False``, so it is
-    gated by ``trust_pickle`` like a pickled module.
+    An exported program has fixed shapes, so an ``input_shape`` or ``timesteps`` other than the
+    recorded ones is refused here (exit 2) rather than failing later inside torch.
     """
-    if not trust_pickle:
+    from snncc.frontend.exported import load_program, program_to_graph
+
+    program = load_program(path, trust_pickle=trust_pickle)
+    if program.meta is None:
+        program_to_graph(program)  # raises FE020: not written by snncc, neurons are inlined
+    meta = program.meta
+    shape = tuple(int(s) for s in meta["input_shape"])
+    T = int(meta["timesteps"])
+    wrong = []
+    if input_shape is not None and tuple(int(s) for s in input_shape) != shape:
+        wrong.append(f"input shape {list(input_shape)}")
+    if timesteps is not None and timesteps != T:
+        wrong.append(f"{timesteps} timesteps")
+    if wrong:
         raise _error(
             path,
-            "torch.export programs are loaded by unpickling (torch.export.load); refusing",
-            "E023",
-            _TRUST_HINT,
+            f"{' and '.join(wrong)} does not fit: the program was exported for input shape "
+            f"{list(shape)} with {T} timesteps",
+            "E031",
+            "export the program again with snncc.export_program for the new shape",
         )
-    try:
-        ep = torch.export.load(str(path))
-    except Exception as e:  # noqa: BLE001 - any failure to read the archive is a bad file
-        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise _error(path, f"not a readable torch.export program: {first}", "E022") from None
-    user = set(ep.graph_signature.user_inputs)
-    shapes = [
-        tuple(n.meta["val"].shape)
-        for n in ep.graph.nodes
-        if n.op == "placeholder" and n.name in user and "val" in n.meta
-    ]
-    if len(shapes) != 1:
-        raise _error(path, f"program has {len(shapes)} tensor inputs; snncc needs 1", "E026")
-    return ep.module(), tuple(int(s) for s in shapes[0][1:])
+    return LoadedModel(
+        module=program.ep.module(),
+        arch=str(meta.get("arch") or "torch.export program"),
+        config={},
+        input_shape=shape,
+        timesteps=T,
+        time_axis=meta.get("time_axis"),
+        metrics=None,
+        path=path,
+        source="export",
+        program=program,
+    )
 
 
 def load_checkpoint(
@@ -442,9 +343,9 @@ def load_checkpoint(
     """Load an snncc checkpoint (or, with ``trust_pickle``, a pickled module or ``.pt2``).
 
     Checkpoints are read with ``torch.load(weights_only=True)`` and rebuilt from the registry.
-    ``input_shape``/``timesteps``/``time_axis`` are used only for whole modules and exported
-    programs, which do not record them (a module's ``T``, ``input_shape`` and ``time_axis``
-    attributes are used when present).
+    ``input_shape``/``timesteps``/``time_axis`` are used only for whole modules, which do not
+    record them (a module's ``T``, ``input_shape`` and ``time_axis`` attributes are used when
+    present); a ``.pt2`` program records them and accepts only the same values.
     """
     path = Path(path)
     if not path.exists():
@@ -452,18 +353,12 @@ def load_checkpoint(
     if not path.is_file():
         raise _error(path, "is a directory, not a checkpoint file", "E021")
     if path.suffix == ".pt2":
-        module, shape = _load_exported(path, trust_pickle=trust_pickle)
-        source, input_shape = "export", input_shape or shape
-    else:
-        obj = read_file(path, trust_pickle=trust_pickle)
-        if not isinstance(obj, nn.Module):
-            return _rebuild(_document(obj, path), path)
-        module, source = obj, "pickle"
+        return _from_program(
+            path, trust_pickle=trust_pickle, input_shape=input_shape, timesteps=timesteps
+        )
+    obj = read_file(path, trust_pickle=trust_pickle)
+    if not isinstance(obj, nn.Module):
+        return _rebuild(_document(obj, path), path)
     return _from_module(
-        module,
-        path,
-        source=source,
-        input_shape=input_shape,
-        timesteps=timesteps,
-        time_axis=time_axis,
+        obj, path, input_shape=input_shape, timesteps=timesteps, time_axis=time_axis
     )

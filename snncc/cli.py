@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ EXTERNAL_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 INTERNAL_EXIT = 70
 INTERRUPTED_EXIT = 130
+#: 128 + SIGPIPE, what shell tools return when their output pipe is closed early.
+BROKEN_PIPE_EXIT = 141
 
 EPILOG = """\
 examples:
@@ -40,8 +43,12 @@ examples:
   snncc inspect examples/checkpoints/spikingformer-tiny-digits.pt --json
   snncc inspect model.pt --trust-pickle --input-shape 3,32,32 --timesteps 4
   snncc verify sdt-tiny --strict                    exit 1 unless every synapse reads spikes
+  snncc energy examples/checkpoints/spikingformer-tiny-digits.pt --data digits
+  snncc compile spikingformer-tiny --target loihi --budget 2MiB -o out/tiny
+  snncc slices elastic-spikingformer-tiny --target loihi --budget 1200KiB
 
-MODEL is an snncc checkpoint file (snncc.save_checkpoint) or a name from `snncc models`.
+MODEL is an snncc checkpoint file (snncc.save_checkpoint) or a name from `snncc models`; whole
+pickled modules and .pt2 programs (snncc.export_program) need --trust-pickle. Docs: docs/cli.md.
 exit codes: 0 ok, 1 violations with --strict, 2 bad input, 3 untraceable model,
             4 does not fit the budget, 70 internal error, 130 interrupted
 """
@@ -169,26 +176,57 @@ def _metric_text(key: str, value: Any) -> str:
     return str(value)
 
 
-def _print_inspect(data: dict[str, Any], title: str, metrics: Any, warnings: int) -> None:
+#: How ``spike_status`` values read in the table's ``spike-driven`` column.
+_STATUS_TEXT = {
+    "spike-driven": "yes",
+    "dynamic": "yes (dynamic operands)",
+    "encoding": "encoding layer",
+    "readout": "readout head",
+}
+
+
+def status_column(graph: Graph) -> dict[str, str]:
+    """``{node: text}`` for the ``spike-driven`` column (synaptic and dynamic ops only).
+
+    Why a table-only column: the ``inspect --json`` schema is fixed by the foundation issue (its
+    keys are exact), and ``snncc verify --json`` already carries the machine-readable verdicts.
+    """
+    try:
+        from snncc.passes.verify_spike_driven import spike_status
+    except ModuleNotFoundError as e:  # pragma: no cover - only while the pass is being written
+        if e.name != "snncc.passes.verify_spike_driven":
+            raise
+        return {}
+    return {n: _STATUS_TEXT.get(v, f"no: {v}") for n, v in spike_status(graph).items()}
+
+
+def _print_inspect(
+    data: dict[str, Any], title: str, metrics: Any, warnings: int, status: dict[str, str]
+) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("name", "op", "input kinds", "shape", "params", "neurons", "synapses"):
+    cols = ("name", "op", "input kinds", "shape", "params", "neurons", "synapses", "spike-driven")
+    for col in cols:
         table.add_column(
             col, justify="right" if col in ("params", "neurons", "synapses") else "left"
         )
     for r in data["nodes"]:
         nums = [f"{r[k]:,}" for k in ("params", "neurons", "synapses")]
         shape = "x".join(str(s) for s in r["shape"])
-        table.add_row(r["name"], r["op"], ", ".join(r["input_kinds"]), shape, *nums)
+        sd = status.get(r["name"], "")
+        sd = f"[red]{sd}[/red]" if sd.startswith("no") else sd
+        table.add_row(r["name"], r["op"], ", ".join(r["input_kinds"]), shape, *nums, sd)
     table.add_section()
     tot = data["totals"]
+    bad = sum(1 for v in status.values() if v.startswith("no"))
     table.add_row(
         f"total ({len(data['nodes'])} nodes)",
         "",
         "",
         "",
         *(f"{tot[k]:,}" for k in ("params", "neurons", "synapses")),
+        (f"[red]{bad} not spike-driven[/red]" if bad else "all spike-driven") if status else "",
     )
     console = _console()
     console.print(table)
@@ -215,7 +253,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     shape = "x".join(str(s) for s in loaded.input_shape)
     title = f"{args.model}: {loaded.arch}, T={loaded.timesteps}, input {shape}"
-    _print_inspect(data, title, loaded.metrics, len(diagnostics))
+    _print_inspect(data, title, loaded.metrics, len(diagnostics), status_column(graph))
     return 0
 
 
@@ -292,6 +330,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("snncc: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
+    except BrokenPipeError:
+        # The reader went away (`snncc verify --json | head`): not a bug, so no traceback. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return BROKEN_PIPE_EXIT
     except Exception:  # noqa: BLE001 - last resort: a bug, shown with its traceback
         print(
             "snncc: internal error (a bug in snncc; please report it with this output):",

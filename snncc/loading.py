@@ -1,10 +1,11 @@
 """Turn what the user typed (a file or a zoo name) into a model and then into a spike graph.
 
 ``resolve_model(ref)`` accepts an existing file (an snncc checkpoint; pickled modules and ``.pt2``
-programs with ``trust_pickle``) or a registered seed-zoo name (built with ``torch.manual_seed(0)``
-so that the same name always gives the same weights). ``to_graph`` builds the example input and
-traces. Both raise :class:`~snncc.diagnostics.SnnccError` with exit code 2 for bad input, so the
-CLI prints one line and no traceback.
+programs written by ``snncc.export_program`` with ``trust_pickle``) or a registered seed-zoo name
+(built with ``torch.manual_seed(0)`` so that the same name always gives the same weights).
+``to_graph`` builds the example input and traces. Both raise
+:class:`~snncc.diagnostics.SnnccError` with exit code 2 for bad input, so the CLI prints one line
+and no traceback.
 
 Why ``to_graph`` runs the model once before tracing: ``torch.export`` reports a wrong input shape
 as a generic export failure (which ``snncc.trace`` must treat as an untraceable model, exit 3).
@@ -196,17 +197,25 @@ def example_input(loaded: LoadedModel, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def to_graph(loaded: LoadedModel, *, input_shape: tuple[int, ...] | None = None) -> Graph:
-    """Trace ``loaded`` (batch-1 zero input of ``input_shape`` or its recorded shape)."""
+    """Trace ``loaded`` (batch-1 zero input of ``input_shape`` or its recorded shape).
+
+    A ``.pt2`` program (``loaded.source == "export"``) is not traced again but translated as
+    exported (:mod:`snncc.frontend.exported`): its shapes are fixed and its neurons are already
+    single ``snncc::neuron`` nodes.
+    """
     import snncc
 
-    if loaded.source == "export":
-        raise SnnccError(
-            f"{_label(loaded)}: cannot trace a torch.export program: export inlines each neuron "
-            "into elementwise ops, so snncc cannot recover the neurons",
-            code="FE020",
-            exit_code=3,
-            hint="save the model with snncc.save_checkpoint (or pass the pickled module)",
-        )
+    if loaded.source == "export":  # already exported: translate it, with its fixed shapes
+        from snncc.frontend.exported import program_to_graph
+
+        if input_shape is not None and tuple(int(s) for s in input_shape) != loaded.input_shape:
+            raise SnnccError(
+                f"{_label(loaded)}: input shape {list(input_shape)} does not fit: the program "
+                f"was exported for {list(loaded.input_shape)}",
+                code="E031",
+                hint="export the program again with snncc.export_program for the new shape",
+            )
+        return program_to_graph(loaded.program, name=loaded.arch)
     shape = loaded.input_shape
     if input_shape is not None:
         shape = tuple(int(s) for s in input_shape)

@@ -84,7 +84,7 @@ class Translator:
     def neuron_op(self, index: int) -> O.Op:
         """The IR op of neuron ``index`` (see frontend/neurons.py)."""
         path, module = self.neurons[index]
-        op = neuron_op(module, path)
+        op = module if isinstance(module, (O.Op, Diagnostic)) else neuron_op(module, path)
         if isinstance(op, Diagnostic):
             raise Unsupported(op.message, op.hint)
         return op
@@ -196,41 +196,51 @@ def _trace_batch(timesteps: int) -> int:
     return 3 if timesteps == 2 else 2
 
 
-def trace(
-    module: nn.Module,
-    example_input: torch.Tensor,
-    *,
-    timesteps: int | None = None,
-    time_axis: int | None = None,
-    input_kind: str | Kind = Kind.CURRENT,
-    name: str | None = None,
-) -> Graph:
-    """Trace ``module`` on ``example_input`` (batch axis included) into a spike graph.
+#: How each ``time_axis`` value lays out the leading axes of the traced input.
+INPUT_ROLES: dict[int | None, tuple[str, ...]] = {None: ("B",), 0: ("T", "B"), 1: ("B", "T")}
 
-    ``timesteps`` defaults to ``module.T``. ``time_axis`` is None for a static sample the model
-    repeats over time itself (``[B, C, H, W]``), 1 for ``[B, T, ...]`` and 0 for ``[T, B, ...]``.
-    Raises :class:`SnnccError` (exit code 3) listing every unsupported op with its module path and
-    source location. The module is left unchanged (its train/eval mode is restored).
-    """
+
+def resolve_timesteps(module: nn.Module, timesteps: int | None) -> int:
+    """``timesteps`` or ``module.T``; FE010 when neither says how many steps the model runs."""
     T = int(timesteps if timesteps is not None else getattr(module, "T", 0))
     if T < 1:
         raise SnnccError("timesteps unknown", code="FE010", hint="pass timesteps=T to trace()")
+    return T
+
+
+def prepare_input(
+    example_input: torch.Tensor, timesteps: int, time_axis: int | None
+) -> tuple[torch.Tensor, tuple[str, ...], int]:
+    """The tracing input (batch replaced by ``B`` != T), the axis roles and ``B``.
+
+    Why a batch of 2 or 3 and not the user's: a batch equal to T would make the time and batch
+    axes indistinguishable when reshapes are translated (:mod:`snncc.frontend.values`).
+    """
+    input_roles = INPUT_ROLES.get(time_axis)
+    if input_roles is None:
+        raise SnnccError(f"time_axis must be None, 0 or 1, got {time_axis}", code="FE012")
     batch_axis = 1 if time_axis == 0 else 0
-    B = _trace_batch(T)
+    B = _trace_batch(timesteps)
     x = example_input.detach().select(batch_axis, 0).unsqueeze(batch_axis)
     reps = [1] * x.dim()
     reps[batch_axis] = B
     x = x.repeat(*reps)
-    if time_axis is not None and x.shape[time_axis] != T:
+    if time_axis is not None and x.shape[time_axis] != timesteps:
         raise SnnccError(
-            f"input has {x.shape[time_axis]} steps on axis {time_axis} but timesteps={T}",
+            f"input has {x.shape[time_axis]} steps on axis {time_axis} but timesteps={timesteps}",
             code="FE011",
             hint="pass matching timesteps",
             exit_code=2,
         )
-    input_roles = {None: ("B",), 0: ("T", "B"), 1: ("B", "T")}.get(time_axis)
-    if input_roles is None:
-        raise SnnccError(f"time_axis must be None, 0 or 1, got {time_axis}", code="FE012")
+    return x, input_roles, B
+
+
+def export_with_neurons(module: nn.Module, x: torch.Tensor) -> tuple[Any, dict[int, Any]]:
+    """``torch.export`` with every neuron as one ``snncc::neuron`` node.
+
+    Returns the exported program and ``{index: (module path, neuron module)}`` for the neuron
+    nodes' ``index`` argument. The module's train/eval mode is restored afterwards.
+    """
     was_training = module.training
     module.eval()
     try:
@@ -248,10 +258,30 @@ def trace(
                     hint="check that the example input fits the model and forward has no "
                     "data-dependent Python control flow",
                 ) from e
-            tr = Translator(ep, Roles(T, B), neurons, name or type(module).__name__)
-            g = tr.run(input_roles, Kind(input_kind), static_input=time_axis is None)
     finally:
         module.train(was_training)
+    return ep, neurons
+
+
+def translate(
+    ep: Any,
+    neurons: dict[int, Any],
+    *,
+    timesteps: int,
+    batch: int,
+    time_axis: int | None,
+    input_shape: list[int],
+    input_kind: str | Kind = Kind.CURRENT,
+    name: str = "model",
+) -> Graph:
+    """Translate an exported program (neurons as ``snncc::neuron`` nodes) into a spike graph.
+
+    ``neurons`` maps each neuron node's index to ``(path, module)`` or ``(path, op)`` (an IR op
+    already extracted, as stored in a ``.pt2`` written by :func:`snncc.export_program`).
+    Raises :class:`SnnccError` (exit code 3) listing every unsupported op.
+    """
+    tr = Translator(ep, Roles(timesteps, batch), neurons, name)
+    g = tr.run(INPUT_ROLES[time_axis], Kind(input_kind), static_input=time_axis is None)
     if tr.diagnostics:
         raise SnnccError.from_diagnostics(
             f"{len(tr.diagnostics)} unsupported op(s) in {g.name}",
@@ -259,7 +289,38 @@ def trace(
             code="FE001",
             exit_code=3,
         )
-    in_shape = list(example_input.shape)
-    del in_shape[batch_axis]
-    g.meta = {"timesteps": T, "time_axis": time_axis, "input_shape": in_shape}
+    g.meta = {"timesteps": timesteps, "time_axis": time_axis, "input_shape": list(input_shape)}
     return g
+
+
+def trace(
+    module: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    timesteps: int | None = None,
+    time_axis: int | None = None,
+    input_kind: str | Kind = Kind.CURRENT,
+    name: str | None = None,
+) -> Graph:
+    """Trace ``module`` on ``example_input`` (batch axis included) into a spike graph.
+
+    ``timesteps`` defaults to ``module.T``. ``time_axis`` is None for a static sample the model
+    repeats over time itself (``[B, C, H, W]``), 1 for ``[B, T, ...]`` and 0 for ``[T, B, ...]``.
+    Raises :class:`SnnccError` (exit code 3) listing every unsupported op with its module path and
+    source location. The module is left unchanged (its train/eval mode is restored).
+    """
+    T = resolve_timesteps(module, timesteps)
+    x, _, B = prepare_input(example_input, T, time_axis)
+    ep, neurons = export_with_neurons(module, x)
+    in_shape = list(example_input.shape)
+    del in_shape[1 if time_axis == 0 else 0]
+    return translate(
+        ep,
+        neurons,
+        timesteps=T,
+        batch=B,
+        time_axis=time_axis,
+        input_shape=in_shape,
+        input_kind=input_kind,
+        name=name or type(module).__name__,
+    )
