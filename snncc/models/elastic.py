@@ -116,7 +116,7 @@ def _authors_variable(m: E.Elastic, g: int) -> int:
         c = m.levels[g]
         total = m.c_in * c if m.compression > 1 else 0
         total += c * m.c_out * m.kernel_size * m.kernel_size
-        return total + (2 * m.c_out if hasattr(m, "main_bn") else 0)
+        return total + (2 * m.c_out if m.current_bn() is not None else 0)
     if isinstance(m, E.XiSSA):
         h, dim, hd = m.levels[g], m.dim, m.head_dim
         return 3 * (dim * h + dim) + 3 * 2 * h + 3 * dim * h * hd + h * dim + dim + 2 * dim

@@ -6,6 +6,26 @@ match): XiSPSv2 tokenizer with elastic ``proj_conv3`` and ``rpe_conv``, post-act
 with the SEW spike-add residual, Conv1d on ``[T, B, C, N]``, head on the token and time mean.
 ``ElasticSpikingformer`` is the same elasticity on the Spikingformer backbone (pre-activation
 ``LIF -> Conv -> BN``, membrane shortcut, every conv reads spikes): snncc's construction.
+
+Switchable BatchNorm (``ElasticSpikingformer`` only). The authors keep one BN per granularity
+only for Q/K/V and the MLP's first layer; the MLP's output BN, the attention ``proj`` BN and the
+tokenizer BN after the elastic conv are shared. A shared BN keeps one set of running statistics,
+dominated by the wide sub-networks that most batches train (p = 0.1 / 0.2 / 0.3 / 0.4), which
+left the small granularities of a trained model near chance (digits, g0: 10 %) although their
+weights were fine (recomputing the statistics at g0 gave 89 %). snncc's construction therefore
+gives *every* BN whose input depends on the granularity its own copy per granularity, as in
+slimmable networks (Yu et al., ICLR 2019): ``mlp.mlp1_bns`` and ``mlp.mlp2_bns``,
+``attn.{q,k,v}_bns`` and ``attn.proj_bns``, and the tokenizer's last-stage BN, which moves into
+the elastic conv as ``patch_embed.block4_conv.main_bns`` (no ``block4_bn``). Each is indexed by
+the granularity of the module that owns it (feature, attention or MLP). BNs before the elastic
+tokenizer conv see the same inputs at every granularity and stay single. The extra cost is a
+BN's affine terms and statistics per granularity (2·D parameters each); ``export_slice`` copies
+the chosen granularity's BN into a plain BN, so a static slice is exactly as large as with
+shared BNs, folds into its conv the same way and computes what the elastic model computes.
+Training draws one joint index for all dimensions, so each BN's statistics are gathered with
+the other dimensions at the same index; a mixed setting (e.g. feature 0, attention 3) uses each
+module's BN for its own index, whose statistics were not gathered under that combination.
+``ElasticSpikformer`` keeps the authors' shared BNs unchanged (names, structure, counts).
 """
 
 from __future__ import annotations
@@ -251,7 +271,12 @@ _TOKENIZER_NAMES = {
 class ElasticSpikingTokenizer(nn.Module):
     """Spikingformer tokenizer (``Conv-BN``, then ``LIF -> (MaxPool) -> Conv3x3 -> BN`` x4, names
     as the official code) whose last conv (``D -> D``) is an XiConvMultiGran (``gamma``
-    compression; ``gamma = 1`` keeps the first ``c`` spike channels). Output: last BN (real)."""
+    compression; ``gamma = 1`` keeps the first ``c`` spike channels). Output: last BN (real).
+
+    The last stage's BN depends on the feature granularity, so it lives inside the elastic conv
+    as one BN per granularity (``block4_conv.main_bns``; switchable BN, see the module
+    docstring) instead of the official code's ``block4_bn``; the stages before it are unchanged.
+    """
 
     def __init__(
         self, in_channels: int, embed_dims: int, layout: str, tau: float, cfg: dict[str, Any]
@@ -264,20 +289,22 @@ class ElasticSpikingTokenizer(nn.Module):
         setattr(self, conv0, nn.Conv2d(in_channels, w[0], 3, 1, 1, bias=False))
         setattr(self, bn0, nn.BatchNorm2d(w[0]))
         self._stem = (conv0, bn0)
-        self._stages: list[tuple[str, str | None, str, str]] = []
+        self._stages: list[tuple[str, str | None, str, str | None]] = []
         for i in range(1, 5):
             lif_n, pool_n, conv_n, bn_n = (s.format(i=i) for s in pattern)
             setattr(self, lif_n, E._lif(tau=tau))
             if pools[i - 1]:
                 setattr(self, pool_n, nn.MaxPool2d(3, 2, 1))
             if i == 4:
+                # the elastic conv carries its own per-granularity BN (main_bns)
                 conv: nn.Module = E.XiConvMultiGran(
-                    w[3], w[4], 3, cfg["feature_gamma"], None, False,
-                    cfg["num_granularities"], cfg["sps_lower_filter_limit"],
+                    w[3], w[4], 3, cfg["feature_gamma"], None, True,
+                    cfg["num_granularities"], cfg["sps_lower_filter_limit"], switchable_bn=True,
                 )  # fmt: skip
-            else:
-                conv = nn.Conv2d(w[i - 1], w[i], 3, 1, 1, bias=False)
-            setattr(self, conv_n, conv)
+                setattr(self, conv_n, conv)
+                self._stages.append((lif_n, pool_n if pools[i - 1] else None, conv_n, None))
+                continue
+            setattr(self, conv_n, nn.Conv2d(w[i - 1], w[i], 3, 1, 1, bias=False))
             setattr(self, bn_n, nn.BatchNorm2d(w[i]))
             self._stages.append((lif_n, pool_n if pools[i - 1] else None, conv_n, bn_n))
 
@@ -289,7 +316,9 @@ class ElasticSpikingTokenizer(nn.Module):
             x = getattr(self, lif_n)(x).flatten(0, 1)
             if pool_n is not None:
                 x = getattr(self, pool_n)(x)
-            x = getattr(self, bn_n)(getattr(self, conv_n)(x))
+            x = getattr(self, conv_n)(x)
+            if bn_n is not None:
+                x = getattr(self, bn_n)(x)
             x = x.reshape(T, B, x.shape[1], x.shape[2], x.shape[3])
         return x
 

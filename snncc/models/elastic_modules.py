@@ -139,7 +139,9 @@ class XiConvMultiGran(Elastic):
     ``gamma > 1``, else the incoming spikes), then the main conv on those ``c`` inputs.
 
     ``levels = conv_channels(c_out // gamma)``; the output width ``c_out`` never changes. With
-    ``batchnorm`` the main BN (``main_bn``) is shared by all granularities.
+    ``batchnorm`` the main BN (``main_bn``) is shared by all granularities, as in the authors'
+    code; with ``switchable_bn`` as well (snncc's elastic Spikingformer) there is one BN per
+    granularity instead (``main_bns``), selected by ``granularity``.
     """
 
     elastic_dim = "feature"
@@ -154,6 +156,7 @@ class XiConvMultiGran(Elastic):
         batchnorm: bool = False,
         num_granularities: int = 4,
         lower_filter_limit: int = 4,
+        switchable_bn: bool = False,
     ) -> None:
         self.compression = int(gamma)
         levels = conv_channels(c_out // self.compression, num_granularities, lower_filter_limit)
@@ -166,7 +169,9 @@ class XiConvMultiGran(Elastic):
             self.c_compressed, c_out, kernel_size, 1, kernel_size // 2, bias=False
         )
         self.pool = pool
-        if batchnorm:
+        if batchnorm and switchable_bn:
+            self.main_bns = nn.ModuleList(nn.BatchNorm2d(c_out) for _ in self.levels)
+        elif batchnorm:
             self.main_bn = nn.BatchNorm2d(c_out)
         if pool:
             self.mp = nn.MaxPool2d(pool)
@@ -185,9 +190,14 @@ class XiConvMultiGran(Elastic):
         if self.pool:
             x = self.mp(x)
         x = self.main_conv(x)
-        if hasattr(self, "main_bn"):
-            x = self.main_bn(x)
-        return x
+        bn = self.current_bn()
+        return x if bn is None else bn(x)
+
+    def current_bn(self) -> nn.Module | None:
+        """The main BN used at the current granularity (``None`` without ``batchnorm``)."""
+        if hasattr(self, "main_bns"):
+            return self.main_bns[self.granularity]
+        return getattr(self, "main_bn", None)
 
     def static(self) -> nn.Module:
         return S.SlicedConv.from_elastic(self)
@@ -251,7 +261,9 @@ def padded_merge(a: torch.Tensor, heads: int) -> torch.Tensor:
 class XiSSA(Elastic):
     """Elastic heads (Spikformer post-activation SSA, EHW code): full-width Q/K/V convs with one
     full-width BN per granularity (``q_bns`` …), first ``kh`` heads, ``(Q Kᵀ) V * scale``,
-    zero-padded dropped heads, ``attn_lif`` (vth 0.5), shared ``proj_conv``/``proj_bn``/LIF."""
+    zero-padded dropped heads, ``attn_lif`` (vth 0.5), shared ``proj_conv``/``proj_bn``/LIF.
+    ``switchable_proj_bn`` (snncc's elastic Spikingformer only) replaces the shared ``proj_bn``
+    by one BN per granularity (``proj_bns``)."""
 
     elastic_dim = "attention"
 
@@ -263,6 +275,7 @@ class XiSSA(Elastic):
         num_granularities: int = 4,
         lower_heads_limit: int = 2,
         head_rule: str = "base2",
+        switchable_proj_bn: bool = False,
     ) -> None:
         if dim % num_heads:
             raise SnnccError(f"dim {dim} is not divisible by num_heads {num_heads}", code="E014")
@@ -276,8 +289,17 @@ class XiSSA(Elastic):
             setattr(self, f"{p}_lif", _lif())
         self.attn_lif = _lif(0.5)
         self.proj_conv = nn.Conv1d(dim, dim, kernel_size=1, stride=1)
-        self.proj_bn = nn.BatchNorm1d(dim)
+        if switchable_proj_bn:
+            self.proj_bns = nn.ModuleList(nn.BatchNorm1d(dim) for _ in range(num_granularities))
+        else:
+            self.proj_bn = nn.BatchNorm1d(dim)
         self.proj_lif = _lif()
+
+    def current_proj_bn(self) -> nn.Module:
+        """The ``proj`` BN used at the current granularity (shared, or ``proj_bns[g]``)."""
+        if hasattr(self, "proj_bns"):
+            return self.proj_bns[self.granularity]
+        return self.proj_bn
 
     def _branch(self, p: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         T, B, C, N = shape
@@ -293,7 +315,7 @@ class XiSSA(Elastic):
         v = self._branch("v", x_flat, (T, B, C, N))
         a = ((q @ k.transpose(-2, -1)) @ v) * self.scale
         a = self.attn_lif(padded_merge(a, self.max_num_heads))
-        a = self.proj_bn(self.proj_conv(a.flatten(0, 1))).reshape(T, B, C, N)
+        a = self.current_proj_bn()(self.proj_conv(a.flatten(0, 1))).reshape(T, B, C, N)
         return self.proj_lif(a)
 
     def static(self) -> nn.Module:
@@ -307,7 +329,8 @@ class XiSSA(Elastic):
 
 class XiPreMLP(Elastic):
     """Elastic Spikingformer MLP: ``BN(Conv(LIF(x)))`` twice; hidden width nested as in XiMLP
-    (``mlp1_bns`` per granularity, shared ``mlp2_bn``); ends at BN (membrane shortcut)."""
+    (``mlp1_bns`` per granularity) and, unlike XiMLP's shared ``fc2_bn``, one output BN(D) per
+    granularity too (``mlp2_bns``, switchable BN); ends at BN (membrane shortcut)."""
 
     elastic_dim = "mlp"
 
@@ -324,7 +347,7 @@ class XiPreMLP(Elastic):
         self.mlp1_bns = nn.ModuleList(nn.BatchNorm2d(g) for g in levels)
         self.mlp2_lif = _lif(tau=tau)
         self.mlp2_conv = nn.Conv2d(hidden_features, in_features, kernel_size=1, stride=1)
-        self.mlp2_bn = nn.BatchNorm2d(in_features)
+        self.mlp2_bns = nn.ModuleList(nn.BatchNorm2d(in_features) for _ in levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, C, H, W = x.shape
@@ -334,7 +357,8 @@ class XiPreMLP(Elastic):
         x = self.mlp2_lif(x).flatten(0, 1)
         if k < self.max_hidden:
             x = F.pad(x, (0, 0, 0, 0, 0, self.max_hidden - k))
-        return self.mlp2_bn(self.mlp2_conv(x)).reshape(T, B, C, H, W)
+        x = self.mlp2_bns[self.granularity](self.mlp2_conv(x))
+        return x.reshape(T, B, C, H, W)
 
     def static(self) -> nn.Module:
         return S.StaticPreMLP.from_elastic(self)
@@ -342,7 +366,8 @@ class XiPreMLP(Elastic):
 
 class XiPreSSA(XiSSA):
     """Elastic Spikingformer SSA: ``proj_lif`` on the residual stream first (binary Q/K/V
-    inputs), elastic heads as :class:`XiSSA`, ends at ``proj_bn`` with no LIF."""
+    inputs), elastic heads as :class:`XiSSA`, ends at the granularity's ``proj_bns[g]`` (one
+    BN(D) per granularity, switchable BN) with no LIF."""
 
     def __init__(
         self,
@@ -354,7 +379,10 @@ class XiPreSSA(XiSSA):
         lower_heads_limit: int = 2,
         head_rule: str = "base2",
     ) -> None:
-        super().__init__(dim, num_heads, scale, num_granularities, lower_heads_limit, head_rule)
+        super().__init__(
+            dim, num_heads, scale, num_granularities, lower_heads_limit, head_rule,
+            switchable_proj_bn=True,
+        )  # fmt: skip
         for name in ("q_lif", "k_lif", "v_lif", "proj_lif"):
             setattr(self, name, _lif(tau=tau))
         self.attn_lif = _lif(0.5, tau)
@@ -369,7 +397,8 @@ class XiPreSSA(XiSSA):
         v = self._branch("v", x_flat, (T, B, C, N))
         a = ((q @ k.transpose(-2, -1)) @ v) * self.scale
         a = self.attn_lif(padded_merge(a, self.max_num_heads))
-        return self.proj_bn(self.proj_conv(a.flatten(0, 1))).reshape(T, B, C, H, W)
+        a = self.current_proj_bn()(self.proj_conv(a.flatten(0, 1)))
+        return a.reshape(T, B, C, H, W)
 
     def static(self) -> nn.Module:
         return S.StaticPreSSA.from_elastic(self)

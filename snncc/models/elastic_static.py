@@ -3,9 +3,11 @@
 Each class is a plain spiking module of the sliced width, built by ``from_elastic`` with copies of
 the kept weights (seed-models.md §3.4): first-``k`` output rows of the layers whose outputs are
 sliced (with the matching rows of the granularity's BN), first-``k`` input columns of the layers
-that read them, shared layers unchanged. Dropped heads never fire in the elastic model (their
-attention input is exactly zero and the threshold is positive), so removing them changes nothing.
-Module names follow the elastic modules, so hooks line up one to one.
+that read them, shared layers unchanged. Where the elastic module keeps one BN per granularity
+(``*_bns``, switchable BN), the slice holds a plain BN copied from the chosen granularity's.
+Dropped heads never fire in the elastic model (their attention input is exactly zero and the
+threshold is positive), so removing them changes nothing. Module names follow the elastic
+modules, so hooks line up one to one.
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ class SlicedConv(nn.Module):
         if m.pool:
             out.mp = nn.MaxPool2d(m.pool)
         out.main_conv = _conv(m.main_conv, cols=m.kept)
-        if hasattr(m, "main_bn"):
-            out.main_bn = _sliced_bn(m.main_bn, m.c_out, nn.BatchNorm2d)
+        bn = m.current_bn()  # the shared BN, or the granularity's own (switchable BN)
+        if bn is not None:
+            out.main_bn = _sliced_bn(bn, m.c_out, nn.BatchNorm2d)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +127,8 @@ class StaticMLP(nn.Module):
 
 
 def _copy_attention(out: nn.Module, m: E.XiSSA) -> None:
-    """Q/K/V rows ``[:kh*d]`` with the granularity's BN rows; proj columns ``[:kh*d]``."""
+    """Q/K/V rows ``[:kh*d]`` with the granularity's BN rows; proj columns ``[:kh*d]`` and the
+    granularity's proj BN (the shared one for XiSSA)."""
     inner = m.level * m.head_dim
     out.num_heads, out.inner, out.scale = m.level, inner, m.scale
     for p in ("q", "k", "v"):
@@ -134,7 +138,7 @@ def _copy_attention(out: nn.Module, m: E.XiSSA) -> None:
         setattr(out, f"{p}_lif", _copy_lif(getattr(m, f"{p}_lif")))
     out.attn_lif = _copy_lif(m.attn_lif)
     out.proj_conv = _conv(m.proj_conv, cols=inner)
-    out.proj_bn = _sliced_bn(m.proj_bn, m.dim, nn.BatchNorm1d)
+    out.proj_bn = _sliced_bn(m.current_proj_bn(), m.dim, nn.BatchNorm1d)
     out.proj_lif = _copy_lif(m.proj_lif)
 
 
@@ -178,7 +182,8 @@ class StaticPreMLP(nn.Module):
         out.mlp1_bn = _sliced_bn(m.mlp1_bns[m.granularity], k, nn.BatchNorm2d)
         out.mlp2_lif = _copy_lif(m.mlp2_lif)
         out.mlp2_conv = _conv(m.mlp2_conv, cols=k)
-        out.mlp2_bn = _sliced_bn(m.mlp2_bn, m.mlp2_bn.num_features, nn.BatchNorm2d)
+        bn2 = m.mlp2_bns[m.granularity]
+        out.mlp2_bn = _sliced_bn(bn2, bn2.num_features, nn.BatchNorm2d)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
