@@ -35,7 +35,7 @@ COMPILE_PINS=constraints/compile.txt
 RUNTIME_PINS=constraints/runtime.txt
 
 # Top-level requirements. Only --lock reads these; a normal run installs the frozen closure.
-COMPILE_TOP=("torch==2.13.0" numpy networkx onnx nir h5py rich scikit-learn tqdm pytest ruff)
+COMPILE_TOP=("torch==2.13.0" numpy networkx onnx nir h5py rich scikit-learn tqdm matplotlib pytest ruff)
 COMPILE_EXTRAS=".[torch,dev]"
 RUNTIME_TOP=("lava-nc==0.10.0" "PyNN==0.13.0" "sPyNNaker==1!7.4.1" "brian2==2.9.0" "numpy<2"
     "networkx==2.8.7" h5py)

@@ -176,6 +176,27 @@ def _render_slices(rows: list[dict[str, Any]], title: str, budget: str | None) -
     _console().print(table)
 
 
+@contextmanager
+def _slice_progress() -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on stderr over the slices (tracing each takes about a second)."""
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def update(i: int, n: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n, desc="tracing slices", unit="slice", file=sys.stderr, leave=False)
+        bar.n = i
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def run_slices(args: argparse.Namespace) -> int:
     """Entry point of ``snncc slices``; returns the exit code."""
     try:
@@ -191,7 +212,8 @@ def run_slices(args: argparse.Namespace) -> int:
                 code="CO040",
                 hint="use an elastic-* model, or `snncc compile` directly",
             )
-        infos = enumerate_slices(loaded, args.target, budget)
+        with _slice_progress() as progress:
+            infos = enumerate_slices(loaded, args.target, budget, progress=progress)
     except SnnccError as e:
         return _fail(e)
     rows = slice_rows(infos)

@@ -6,10 +6,14 @@ Stateless ops are vectorised over those leading axes; neurons loop over T inside
 Evaluating node by node (rather than step by step) is exact because the IR has no recurrence
 except through ``Delay``, which is itself a shift along T.
 
-Numeric modes are a dispatch point: ``mode`` selects a kernel table. Only ``"float"`` exists now
-(float64, reproducing the PyTorch model: identical spikes, outputs within 1e-5). ``"loihi"`` (the
-bit-accurate Lava fixed-point arithmetic after quantization) and ``"spinnaker"`` (the PyNN
-semantics the SpiNNaker backend targets) are planned; asking for them raises ``REF002``.
+Numeric modes are a dispatch point: ``mode`` selects a kernel table. ``"float"`` (float64)
+reproduces the PyTorch model: identical spikes, outputs within 1e-5. ``"loihi"`` is the
+bit-accurate Lava fixed-point arithmetic of a graph quantized for Loihi (24-bit u/v with wrap
+and saturation, 12-bit decays truncated toward zero, the strict ``v > vth << 6`` test), and
+``"spinnaker"`` the s16.15 arithmetic of sPyNNaker (saturating 16-bit ring buffers, ``V >=
+V_thresh``); their kernels are in :mod:`snncc.reference.loihi_kernels` and
+:mod:`snncc.reference.spinnaker_kernels`, pinned by the trap tests. An integer mode given a float
+neuron (an unquantized graph) raises ``REF003``; an unknown mode ``REF002``.
 
 Error codes: ``REF001`` bad inputs (names, shapes, batch, timesteps), ``REF002`` unknown or
 unimplemented mode, ``REF003`` an op the mode cannot evaluate, ``REF004`` bad ``record`` argument;
