@@ -23,6 +23,14 @@ gives the same spikes. What is achievable against the float threshold ``theta`` 
   the first firing value moves by at most 32 v-units (meta ``fire_shift_v``, and
   ``threshold_exact``), where the earlier ``ceil(target) - 1`` fired up to 63 v-units early.
 
+Average pooling over spikes is first lowered to the equal depthwise ``Conv2d`` with weights
+``1/k²`` (:mod:`snncc.quant.lower`), so both targets quantize it as an ordinary conv.
+
+ExpG-IF neurons (Ge²mS-T) are refused (``QNT002``): they fire against a threshold that halves
+every step, reset by subtraction and emit graded events whose payload depends on the step; the
+integer neurons snncc targets (Lava's ``PyLifModelBitAcc``, sPyNNaker's ``IF_curr_delta``) have
+one fixed threshold, reset to 0 and emit 1-bit spikes, so no parameter choice reproduces them.
+
 Conv exponents: Lava's ``Conv`` ignores ``weight_exp``, so a conv's exponent is kept ``>= 0`` and
 folded into its integer weights (meta ``exp_folded_into_weights``); Dense takes ``2·W_q`` with
 ``weight_exp - 1``, which represents negative exponents exactly.
@@ -38,7 +46,8 @@ from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext
 from snncc.quant import loihi, spinnaker
 from snncc.quant.common import clone_for_host
-from snncc.quant.streams import PRODUCTS, split_graph
+from snncc.quant.lower import lower_avg_pools
+from snncc.quant.streams import PRODUCTS, partition_nodes, split_graph
 
 TARGETS = {"loihi": loihi.quantize_stream, "spinnaker": spinnaker.quantize_stream}
 
@@ -70,7 +79,16 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
             code="QNT000",
             hint=f"choose one of {sorted(TARGETS)}",
         )
+    _check_mappable_neurons(g, target)
     bounds = _host_bounds(g, ctx)
+    lowered = lower_avg_pools(g, partition_nodes(g)[0])
+    ctx.count("avg_pools_lowered", len(lowered))
+    for n in lowered:
+        k = g.op(n).weight.shape[2:]
+        ctx.decide(
+            f"{n}: AvgPool2d of spikes lowered to a depthwise Conv2d with weights "
+            f"1/{k[0] * k[1]} ({k[0]}x{k[1]} window, padding counted)"
+        )
     split = split_graph(g)
     copies = clone_for_host(g, split)
     ctx.count("host_copies", len(copies))
@@ -79,9 +97,10 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
         plan = TARGETS[target](g, stream, bounds.get(stream.host) if stream.host else None)
         layers.extend(plan.rows)
         binding = min(plan.limits, key=plan.limits.get) if plan.limits else "none"
+        mult = f"{plan.divisor}*" if plan.divisor != 1 else ""
         ctx.decide(
             f"stream {stream.index} ({len(stream.nodes)} current ops -> "
-            f"{', '.join(stream.neurons)}): scale 2^{plan.scale_exp}, limited by {binding}"
+            f"{', '.join(stream.neurons)}): scale {mult}2^{plan.scale_exp}, limited by {binding}"
         )
     for n in sorted(split.deployed):
         if isinstance(g.op(n), PRODUCTS):
@@ -97,6 +116,31 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
     ctx.stats["host_nodes"] = len(split.encoding) + len(split.readout) + len(copies)
     _check_no_float_neurons(g)
     return g
+
+
+def _check_mappable_neurons(g: Graph, target: str) -> None:
+    """Refuse neuron models that no parameter choice of the target's integer neuron reproduces."""
+    expgif = [n for n in g.topo_order() if isinstance(g.op(n), O.ExpGIF)]
+    if not expgif:
+        return
+    more = f" (and {len(expgif) - 1} more ExpGIF neurons)" if len(expgif) > 1 else ""
+    chip = (
+        "Lava's LIF (PyLifModelBitAcc) has one fixed vth, resets v to 0 and sends 1-bit spikes"
+        if target == "loihi"
+        else "sPyNNaker's IF_curr_delta has one fixed V_thresh, resets V to v_reset and sends "
+        "1-bit spikes"
+    )
+    raise SnnccError(
+        f"{expgif[0]}{more}: ExpGIF (grouped exponential coding) cannot run exactly on "
+        f"{target}: it fires against theta*2^-(k+1), a threshold that halves at every step of a "
+        f"group, resets by subtracting it, and emits a graded event carrying that bit weight; "
+        f"{chip}, so no {target} neuron parameters reproduce its spikes",
+        code="QNT002",
+        hint="replace snncc.nn.ExpGIF by a hard-reset snncc.nn.LIF/IF (v_reset=0.0) and retrain; "
+        "ge2mst has no config field for that (qkv_neuron only picks Q/K/V), so compile "
+        "lsformer or spikingformer, or run ge2mst in snncc.reference mode 'float'",
+        exit_code=2,
+    )
 
 
 def _check_no_float_neurons(g: Graph) -> None:

@@ -23,7 +23,14 @@ from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.quant.common import largest_pow2, mantissa_exponent, neuron_spec, pow2_exponent
-from snncc.quant.streams import SYNAPTIC, Stream, neuron_inputs, stream_bias, stream_bounds
+from snncc.quant.streams import (
+    SYNAPTIC,
+    Stream,
+    neuron_inputs,
+    stream_bias,
+    stream_bounds,
+    stream_divisor,
+)
 
 #: Host-fed streams have no provable input bound: keep thresholds within 12 bits, leaving 4 bits
 #: of the 16-bit input for encoding currents up to 8x the threshold (checked by calibration).
@@ -62,20 +69,57 @@ class Threshold:
         return self.fire_at - self.wanted
 
 
-def membrane_granule(du: int, dv: int, bias_mant: np.ndarray, bias_exp: int) -> int:
+def _two_adic(x: np.ndarray | int) -> int | None:
+    """Largest ``p`` with every non-zero element a multiple of ``2^p``; None when all are zero."""
+    a = np.abs(np.asarray(x, dtype=np.int64)).ravel()
+    a = a[a != 0]
+    if a.size == 0:
+        return None
+    return int((a & -a).min()).bit_length() - 1
+
+
+def membrane_granule(
+    du: int,
+    dv: int,
+    bias_mant: np.ndarray,
+    bias_exp: int,
+    *,
+    input_exp: int = 0,
+    steps: int | None = None,
+) -> int:
     """64 if every reachable v is a multiple of 64, else 1.
 
     Why: v starts and resets at 0 and gains ``u + bias`` each step; with ``dv = 0`` it is never
     multiplied, with ``du`` in {-1, 4095} u is a sum of ``a_in << 6`` terms, and a bias with
     ``bias_mant << bias_exp`` divisible by 64 keeps v on the grid (u's wrap by 2^24 does too).
-    Any other decay truncates and leaves low bits, and then every integer may be reachable.
     (Positive saturation at 2^23 - 1 leaves the grid but exceeds every ``vth << 6``, so it fires
     under both rules.)
+
+    With leak (``dv > 0``) the decay ``trunc(v·(4096 - dv) / 4096)`` loses ``12 - q`` low bits
+    per step, ``2^q`` being the power of two in ``4096 - dv``. When every ``a_in`` is a multiple
+    of ``2^input_exp`` (the stream's integer weights, e.g. a lowered average pool's single
+    weight) and every bias of ``2^(input_exp + 6)``, v after ``t`` steps since a reset is a
+    multiple of ``2^(input_exp + 6 - (t - 1)(12 - q))``, and the decay is exact until then. So
+    within ``steps`` timesteps (the sample length) v stays on the 64-grid when that exponent is
+    still ``>= 6`` at ``t = steps``. Otherwise every integer may be reachable: 1. (Like the
+    no-leak rule this assumes v never saturates at ``-(2^23 - 1)``; the stream scale keeps every
+    per-step ``|a_in|`` below 2^15.)
     """
     bias = np.asarray(bias_mant, dtype=np.int64)
     eff = bias << bias_exp if bias_exp >= 0 else bias >> -bias_exp
-    on_grid = dv == 0 and du in (-1, LOIHI.decay_unity - 1) and not np.any(eff % 64)
-    return 64 if on_grid else 1
+    if du not in (-1, LOIHI.decay_unity - 1):
+        return 1
+    if dv == 0:
+        return 64 if not np.any(eff % 64) else 1
+    if steps is None or not 0 < dv < LOIHI.decay_unity:
+        return 1
+    g = input_exp + LOIHI.act_shift
+    b = _two_adic(eff)
+    if b is not None:
+        g = min(g, b)
+    q = _two_adic(LOIHI.decay_unity - dv) or 0
+    lost = (LOIHI.decay_unity.bit_length() - 1) - q  # 12 - q
+    return 64 if g - (steps - 1) * lost >= 6 else 1
 
 
 def place_threshold(target: float, granule: int) -> Threshold:
@@ -110,6 +154,7 @@ class StreamPlan:
     scale_exp: int
     limits: dict[str, float]
     rows: list[dict[str, Any]]
+    divisor: int = 1  # the scale is divisor * 2^scale_exp (streams.stream_divisor)
 
 
 def _thresholds(g: Graph, stream: Stream) -> dict[str, float]:
@@ -124,8 +169,13 @@ def _thresholds(g: Graph, stream: Stream) -> dict[str, float]:
 
 def choose_scale(
     g: Graph, stream: Stream, host_bound: float | None = None
-) -> tuple[int, dict[str, float], dict[str, np.ndarray]]:
-    """The stream's ``c = 2^k`` (largest that keeps every field in range) and its inputs."""
+) -> tuple[int, int, dict[str, float], dict[str, np.ndarray]]:
+    """The stream's ``k`` and ``D``: ``c = D·2^k`` is the largest scale keeping fields in range.
+
+    ``D`` is :func:`~snncc.quant.streams.stream_divisor` (1 unless the stream is lowered average
+    pools, and 1 again when ``k`` would be negative); returns ``(k, D, limits on c, bias per
+    neuron)``.
+    """
     th = _thresholds(g, stream)
     limits = {"vth_17bit": (VTH_MAX + 1) / max(th.values())}
     bias: dict[str, np.ndarray] = {n: np.zeros(g.type(n).shape) for n in stream.neurons}
@@ -161,20 +211,23 @@ def choose_scale(
                     hint="use a power-of-two scale such as 0.125",
                 )
             lower = max(lower, -k)
-    k = largest_pow2(list(limits.values()), MIN_K)
+    d = stream_divisor(g, stream)
+    k = largest_pow2([lim / d for lim in limits.values()], MIN_K)
+    if d > 1 and k < 0:  # c/D = 2^k < 1 would round away: keep the plain power-of-two scale
+        d, k = 1, largest_pow2(list(limits.values()), MIN_K)
     if k < lower:
         raise SnnccError(
             f"stream of {stream.neurons[0]}: the dynamic-product multiplier needs scale >= "
             f"2^{lower}, the ranges allow 2^{k}",
             code="QNT006",
         )
-    return k, limits, bias
+    return k, d, limits, bias
 
 
 def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -> StreamPlan:
     """Replace the stream's entries and neurons by their Loihi integer forms (in place)."""
-    k, limits, bias = choose_scale(g, stream, host_bound)
-    c = 2.0**k
+    k, d, limits, bias = choose_scale(g, stream, host_bound)
+    c = d * 2.0**k
     rows: list[dict[str, Any]] = []
     for n in stream.entries:
         op = g.op(n)
@@ -206,12 +259,39 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
             q = {"multiplier": m, "scale": c, "stream": stream.index, "dynamic_product": True}
         g.node_meta(n)["quant"] = q
         rows.append({"node": n, "kind": op.kind, **q})
+    # The leaky-membrane grid argument (membrane_granule) holds for any stream; it is applied
+    # only to lowered-pool streams for now, so other streams keep their reviewed thresholds.
+    p = _input_exp(g, stream) if d > 1 else None
     for n in stream.neurons:
-        rows.append(_neuron(g, n, c, bias[n], stream))
-    return StreamPlan(k, limits, rows)
+        rows.append(_neuron(g, n, c, bias[n], stream, p))
+    return StreamPlan(k, limits, rows, d)
 
 
-def _neuron(g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream) -> dict[str, Any]:
+def _input_exp(g: Graph, stream: Stream) -> int:
+    """``p`` with every ``a_in`` of the stream a multiple of ``2^p`` (after quantization).
+
+    A conv adds multiples of its folded weights ``W_q << e``; a Dense of ``W_q``, shifted by
+    ``e`` (a right shift is exact only while the sum keeps ``-e`` low zero bits); a dynamic
+    product of its integer multiplier. Re-indexing and adds keep the common factor. A host
+    stream (``rint(x·host_scale)``) has none: 0.
+    """
+    exps = []
+    for n in stream.entries:
+        op, q = g.op(n), g.node_meta(n)["quant"]
+        if isinstance(op, SYNAPTIC):
+            t = _two_adic(op.weight)
+            if t is not None:
+                exps.append(max(t + int(q["weight_exp"]), 0))
+        else:
+            t = _two_adic(int(round(float(op.factor))))
+            if t is not None:
+                exps.append(t)
+    return min(exps) if exps and stream.nodes else 0
+
+
+def _neuron(
+    g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream, input_exp: int | None = None
+) -> dict[str, Any]:
     spec = neuron_spec(g, n, "loihi")
     gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
     target = c * gain * spec.v_threshold  # float threshold in a_in units
@@ -224,7 +304,11 @@ def _neuron(g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream) -> dic
         )
     dv = 0 if spec.tau is None else int(round(LOIHI.decay_unity / spec.tau))
     du = LOIHI.decay_unity - 1
-    th = place_threshold(target, membrane_granule(du, dv, bias_mant, BIAS_EXP))
+    steps = g.meta.get("timesteps") if input_exp is not None else None
+    granule = membrane_granule(
+        du, dv, bias_mant, BIAS_EXP, input_exp=input_exp or 0, steps=int(steps) if steps else None
+    )
+    th = place_threshold(target, granule)
     vth = th.vth
     op = O.LoihiLIF(
         du=du,

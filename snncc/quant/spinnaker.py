@@ -25,7 +25,14 @@ from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.quant.common import largest_pow2, neuron_spec
 from snncc.quant.loihi import StreamPlan
-from snncc.quant.streams import SYNAPTIC, Stream, neuron_inputs, stream_bias, stream_bounds
+from snncc.quant.streams import (
+    SYNAPTIC,
+    Stream,
+    neuron_inputs,
+    stream_bias,
+    stream_bounds,
+    stream_divisor,
+)
 from snncc.reference.spinnaker_kernels import ring_buffer_shift, stored_weight, to_accum
 
 ONE = 1 << SPINNAKER.frac_bits
@@ -58,7 +65,8 @@ def _gain(g: Graph, stream: Stream) -> float:
                 f"{n}: a non-leaky IF neuron has no exact sPyNNaker form (exp_TC rounds to 1.0 "
                 "and the input term vanishes)",
                 code="QNT008",
-                hint="use a LIF neuron, or target loihi",
+                hint='use a LIF neuron (lsformer\'s SPooling: config spool_neuron="lif"), or '
+                "target loihi",
             )
         gains.add(1.0 if spec.decay_input else spec.tau)
     if len(gains) > 1:
@@ -88,7 +96,11 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
     b_max = max(float(np.max(np.abs(b))) for b in bias.values())
     if max(pos_max, neg_max) + b_max > 0:
         limits["input"] = INPUT_LIMIT / (gain * (max(pos_max, neg_max) + b_max))
-    sigma = 2.0 ** largest_pow2(list(limits.values()))
+    d = stream_divisor(g, stream)  # sigma = D·2^j makes lowered 1/D pool weights exact
+    j = largest_pow2([lim / d for lim in limits.values()])
+    if d > 1 and j < 0:  # keep the plain power-of-two scale where 2^j would round away
+        d, j = 1, largest_pow2(list(limits.values()))
+    sigma = d * 2.0**j
     k = sigma * gain  # mV of current per unit of stream value
     shifts = (ring_buffer_shift(pos_max * k), ring_buffer_shift(neg_max * k))
     rows: list[dict[str, Any]] = []
@@ -96,7 +108,7 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
         rows.append(_entry(g, n, k, shifts, stream.index))
     for n in stream.neurons:
         rows.append(_neuron(g, n, sigma, gain, bias[n], shifts, stream))
-    return StreamPlan(int(math.log2(sigma)), limits, rows)
+    return StreamPlan(j, limits, rows, d)
 
 
 def _signed_stored(w: np.ndarray, shifts: tuple[int, int]) -> np.ndarray:

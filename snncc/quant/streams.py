@@ -70,14 +70,21 @@ def _closure(g: Graph, starts: list[str], step: Callable[[str], list[str]]) -> s
     return seen
 
 
-def split_graph(g: Graph) -> Split:
-    """Classify every node and group the deployed current ops into streams."""
+def partition_nodes(g: Graph) -> tuple[set[str], set[str], set[str]]:
+    """``(deployed, encoding, readout)``: on chip, before the first neurons, after the last."""
     neurons = [n for n in g.topo_order() if g.op(n).NEURON]
     after = _closure(g, neurons, lambda n: [u for u, _ in g.users(n)])
     before = _closure(g, neurons, g.inputs_of)
     deployed = (after & before) | set(neurons)
     encoding = {n for n in g.nodes() if n not in after and n not in deployed}
     readout = {n for n in g.nodes() if n not in deployed and n not in encoding}
+    return deployed, encoding, readout
+
+
+def split_graph(g: Graph) -> Split:
+    """Classify every node and group the deployed current ops into streams."""
+    neurons = [n for n in g.topo_order() if g.op(n).NEURON]
+    deployed, encoding, readout = partition_nodes(g)
     current = [n for n in g.topo_order() if n in deployed and g.type(n).kind is Kind.CURRENT]
     parent = {n: n for n in current}
 
@@ -120,21 +127,32 @@ def _classify(g: Graph, n: str) -> str:
     """``entry`` (reads spikes/counts), ``linear`` or ``product``; errors for the rest."""
     op, ins = g.op(n), [g.type(d) for d in g.inputs_of(n)]
     spiky = [t.kind in _SPIKY for t in ins]
+    kinds = ", ".join(t.kind_str() for t in ins)
     if isinstance(op, (*SYNAPTIC, O.Scale)):
         if all(spiky):
             return "entry"
         if isinstance(op, O.Scale):
-            raise _error(n, "Scale of a current on chip", "fold the factor into the weights")
-        raise _error(n, f"{op.kind} reads a current on chip (not spike-driven)", "add a neuron")
+            raise _error(n, f"Scale of a {kinds} value on chip", "fold the factor into the weights")
+        raise _error(
+            n, f"{op.kind} reads a {kinds} value on chip (not spike-driven)", "add a neuron"
+        )
     if isinstance(op, LINEAR_STRUCT):
         if any(spiky):
             raise _error(n, "adds spikes to a current on chip", "project the spikes by a synapse")
         return "linear"
     if isinstance(op, PRODUCTS) and sum(spiky) == 1:
         return "product"
+    if isinstance(op, O.AvgPool2d):  # only one over currents is left after lower_avg_pools
+        raise _error(
+            n,
+            f"AvgPool2d of a {kinds} value on chip (an average of currents is not driven by "
+            "spikes)",
+            "pool the spikes after the neuron instead (avg-pool of spikes lowers to a conv)",
+        )
     raise _error(
         n,
-        f"{op.kind} on currents cannot run on chip (not linear in upstream spikes)",
+        f"{op.kind} of {kinds} inputs cannot run on chip: it is neither a synaptic op on spikes, "
+        "a linear re-indexing of a current, nor a spike product",
         "move it after a neuron, or out of the network between neurons",
     )
 
@@ -200,6 +218,18 @@ def stream_bounds(g: Graph, stream: Stream) -> tuple[dict[str, np.ndarray], dict
     pos = evaluate_stream(g, stream, _source_max(g), signed(1.0))
     neg = evaluate_stream(g, stream, _source_max(g), signed(-1.0))
     return pos, neg
+
+
+def stream_divisor(g: Graph, stream: Stream) -> int:
+    """``D`` when every entry is an average pool lowered with weights ``1/D``, else 1.
+
+    Why: a stream scale ``c = D·2^k`` makes those weights exact integers (``c/D = 2^k``) and
+    keeps thresholds in the same exact units; any other entry keeps the power-of-two scale.
+    """
+    divs = {(g.node_meta(n).get("lowered_from") or {}).get("divisor") for n in stream.entries}
+    if len(divs) != 1 or None in divs:
+        return 1
+    return int(divs.pop())
 
 
 def neuron_inputs(g: Graph, stream: Stream, vals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
