@@ -19,6 +19,7 @@ this module owns the graph walk and the per-layer totals. numpy + networkx only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -298,8 +299,10 @@ def _product_unit(g: Graph, n: str, kind: str, constituents: dict[str, int]) -> 
     operands = [_operand(g, v, constituents, notes) for v in values]
     k = g.type(values[0]).shape[-1] if isinstance(op, O.MatMul) else 1
     if kind == "dynamic":
-        spike_elems = sum(_size(g, v) for v, (_, _, sp) in zip(values, operands) if sp)
-        word_elems = sum(_size(g, v) for v, (_, _, sp) in zip(values, operands) if not sp)
+        spike_elems = sum(_size(g, v) for v, (_, _, sp) in zip(values, operands, strict=True) if sp)
+        word_elems = sum(
+            _size(g, v) for v, (_, _, sp) in zip(values, operands, strict=True) if not sp
+        )
         projs = tuple(Projection(s, n, "operand", 0, _size(g, s) * c, 0, 0) for s, c, _ in operands)
         notes.append("custom fixed-point process: not neurocore-native")
         return Unit(n, op.kind, kind, out, 0, 1, False, projs, (spike_elems, word_elems),
@@ -372,6 +375,77 @@ def target_model(target: str, core_memory: int | None = None) -> Any:
 def _fits(model: Any, unit: Unit, k: int) -> bool:
     use = model.usage(unit, k)
     return all(use[r] <= cap for r, cap in model.limits.items())
+
+
+def _pieces(p: Projection, per_atom: int, cap: int) -> list[Projection]:
+    """``p`` cut into ``ceil(per_atom / cap)`` input groups (e.g. channel groups of a conv),
+    each with that share of the sources, synapses and receptive field."""
+    n = max(1, math.ceil(per_atom / cap))
+    if n == 1:
+        return [p]
+    return [
+        dataclasses.replace(
+            p,
+            synapses=math.ceil(p.synapses / n),
+            n_pre=math.ceil(p.n_pre / n),
+            rf=math.ceil(p.rf / n),
+        )  # fmt: skip
+        for _ in range(n)
+    ]
+
+
+def split_fan_in(model: Any, unit: Unit) -> list[Unit]:
+    """Partial-sum relays for a layer whose single neuron exceeds a core (Loihi 2 only).
+
+    A neuron reading more sources than a core has input axons (or more synapses than a core
+    holds) cannot live on one core. On Loihi 2 its input projections are cut into groups of at
+    most half a core's fan-in; each group feeds a *relay* population of the layer's size that
+    sends its integer partial sum as a graded spike, and the neuron reads one graded input per
+    relay. The sum is exact (integers, in order-independent addition); the relayed path is one
+    timestep longer, which latency balancing accounts for. Returns ``[unit]`` unchanged when
+    one atom fits, or on targets without graded spikes (the caller then reports exit 4).
+    """
+    if not getattr(model, "graded_relays", False) or _fits(model, unit, 1):
+        return [unit]
+    cap = max(1, model.limits.get("fan_in", 4096) // 2)
+    synaptic = [p for p in unit.projections if p.kind == "synaptic"]
+    if not synaptic:
+        return [unit]
+    pieces: list[Projection] = []
+    for p in synaptic:
+        pieces.extend(_pieces(p, min(p.n_pre, p.rf), cap))
+    groups: list[list[Projection]] = []
+    load: list[int] = []
+    for piece in sorted(pieces, key=lambda q: -min(q.n_pre, q.rf)):  # first-fit decreasing
+        need = min(piece.n_pre, piece.rf)
+        i = next((j for j, used in enumerate(load) if used + need <= cap), None)
+        if i is None:
+            groups.append([])
+            load.append(0)
+            i = len(groups) - 1
+        groups[i].append(piece)
+        load[i] += need
+    note = (f"partial sums of {unit.name} in {len(groups)} graded relays (one neuron's fan-in "
+            f"exceeds a core): +1 timestep on that path")  # fmt: skip
+    relays = [
+        Unit(
+            f"{unit.name}.partial{i}",
+            "Relay",
+            "relay",
+            unit.size,
+            unit.size,
+            1,
+            True,
+            tuple(group),
+            notes=(note,),
+        )  # fmt: skip
+        for i, group in enumerate(groups)
+    ]
+    direct = [Projection(r.name, None, "direct", unit.size, unit.size, 1, 1) for r in relays]
+    kept = [p for p in unit.projections if p.kind != "synaptic"]
+    main = dataclasses.replace(unit, projections=tuple(kept + direct),
+                               notes=(*unit.notes, note))  # fmt: skip
+    return [*relays, main]
 
 
 def max_atoms_per_core(model: Any, unit: Unit) -> int:

@@ -55,9 +55,10 @@ class SpiNNakerConstraints:
     #: Ring-buffer entry width in bytes (16-bit entries, §4.1) and receptor types per neuron
     #: (excitatory + inhibitory = 2^synapse_type_bits). Source: §4.1.
     ring_buffer_entry_bytes: int = 2
-    #: Planning share of SDRAM per application core: the chip's usable SDRAM split evenly over
-    #: its 16 application cores (123,469,792 // 16). ASSUMPTION: sPyNNaker's planner only bounds
-    #: the chip total; an even split is the partitioner's per-core memory limit.
+    #: Average SDRAM share of an application core (123,469,792 // 16), used only to shade the
+    #: core-map picture. The limit is the chip's total: sPyNNaker's planner bounds the SDRAM of
+    #: all cores placed on a chip (§4.3), so one core may use more than its share when its chip
+    #: mates use less; snncc's partitioner packs cores onto chips the same way.
     sdram_per_core: int = 123_469_792 // 16
 
     def max_delay_slots(self, atoms_per_core: int | None = None) -> int:

@@ -34,12 +34,15 @@ class SpiNNakerMemoryModel:
 
     name = "spinnaker"
     packs = False
+    #: sPyNNaker spikes carry no payload: partial sums cannot be relayed exactly.
+    graded_relays = False
 
     def __init__(self, core_memory: int | None = None, c: SpiNNakerConstraints = SPINNAKER):
         self.c = c
         self.limits = {
             "neurons": c.neurons_per_core,
-            "sdram": int(core_memory) if core_memory else c.sdram_per_core,
+            # a core may use up to its chip's SDRAM; chips are packed in snncc.passes.partition
+            "sdram": int(core_memory) if core_memory else c.sdram_per_chip,
             "dtcm": c.dtcm_bytes,
         }
 

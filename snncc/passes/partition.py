@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from snncc.ir.graph import Graph
-from snncc.memory import Unit, deployed_units, max_atoms_per_core, target_model
+from snncc.memory import Unit, deployed_units, max_atoms_per_core, split_fan_in, target_model
 from snncc.passes.manager import PassContext
 
 
@@ -77,6 +77,7 @@ class PartitionPlan:
 
     target: str
     cores: int
+    chips: int
     memory_bytes: int
     cores_lower_bound: dict[str, int]
     limits: dict[str, int]
@@ -138,6 +139,29 @@ def _pack(rows: list[dict[str, Any]], limits: dict[str, int], packs: bool) -> li
     return cores
 
 
+def _chips(model: Any, cores: list[Core], n_cores: int) -> int:
+    """Chips the cores occupy. Loihi 2: cores per chip alone (memory is per core). SpiNNaker:
+    cores are placed in order onto chips of ``cores_per_chip`` application cores whose SDRAM
+    together stays within the chip's (sPyNNaker's planner bounds the chip total, §4.3)."""
+    per_chip = int(model.c.cores_per_chip)
+    if model.packs:
+        return math.ceil(n_cores / per_chip)
+    cap = int(model.c.sdram_per_chip)
+    chips, used, used_sdram = 0, per_chip, 0  # a full "chip 0" forces the first one open
+    for core in cores:
+        need, n = int(core.usage.get("sdram", 0)), core.count
+        while n > 0:
+            room = per_chip - used
+            if need > 0:
+                room = min(room, (cap - used_sdram) // need)
+            if room <= 0:
+                chips, used, used_sdram = chips + 1, 0, 0
+                continue
+            take = min(n, room)
+            used, used_sdram, n = used + take, used_sdram + take * need, n - take
+    return chips
+
+
 def _lower_bound(
     model: Any, units: list[Unit], unit_rows: list[list[dict[str, Any]]], limits: dict[str, int]
 ) -> dict[str, int]:
@@ -163,7 +187,7 @@ def plan_partition(g: Graph, target: str, core_memory: int | None = None) -> Par
     """Partition the deployed part of ``g`` for ``target`` (the pass's work, callable alone)."""
     model = target_model(target, core_memory)
     limits = dict(model.limits)
-    units = deployed_units(g, target)
+    units = [part for u in deployed_units(g, target) for part in split_fan_in(model, u)]
     rows: list[dict[str, Any]] = []
     layers: list[dict[str, Any]] = []
     extra_cores: dict[str, int] = {}
@@ -212,6 +236,7 @@ def plan_partition(g: Graph, target: str, core_memory: int | None = None) -> Par
     return PartitionPlan(
         target=target,
         cores=n_cores,
+        chips=_chips(model, cores, n_cores),
         memory_bytes=memory,
         cores_lower_bound=_lower_bound(model, units, all_rows, limits),
         limits=limits,

@@ -48,6 +48,7 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("fits", "yes" if r["fits"] else "NO"),
         ("cores", f"{r['cores']} (lower bound {r['cores_lower_bound']}, "
          f"utilisation {_pct(r.get('core_utilisation'))})"),
+        ("chips", "-" if r.get("chips") is None else str(r["chips"])),
         ("memory", f"{fmt_bytes(r['memory_bytes'])} ({r['memory_bytes']} B)"),
         ("per-core memory", fmt_bytes(r.get("core_memory_bytes"))),
         ("timesteps", str(r["timesteps"])),

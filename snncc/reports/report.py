@@ -101,6 +101,7 @@ def build_report(facts: CompileFacts) -> dict[str, Any]:
         "input_shape": facts.input_shape,
         "fits": bool(facts.fits),
         "cores": cores,
+        "chips": facts.plan.get("chips"),
         "cores_lower_bound": lb,
         "cores_lower_bound_by_resource": lb_by,
         "core_utilisation": (lb / cores) if cores else None,

@@ -111,9 +111,10 @@ def test_core_memory_override_changes_the_partition() -> None:
 def test_one_neuron_larger_than_a_core_is_exit_4() -> None:
     from snncc.diagnostics import SnnccError
 
-    # one post neuron with 200,000 8-bit synapses cannot fit 128 KiB.
+    # a Loihi neuron's state is 8 bytes: with 4 bytes per core, not even one neuron fits
+    # (and relays cannot help: the neuron itself is too big).
     with pytest.raises(SnnccError) as e:
-        plan_partition(chain((200_000, 1)), "loihi")
+        plan_partition(chain((10, 1)), "loihi", core_memory=4)
     assert e.value.exit_code == 4 and "lif0" in e.value.message
 
 
@@ -138,3 +139,43 @@ def test_runs_of_cores_are_expanded_in_the_core_map_picture() -> None:
     painted = [i for i in range(len(img)) if not np.allclose(img[i, :3], white)]
     assert painted == list(range(plan.cores))  # one pixel per core, runs included
     assert np.allclose(img[0, :3], img[1, :3]) and not np.allclose(img[0, :3], img[3, :3])
+
+
+def test_loihi_splits_a_neuron_wider_than_a_core_into_partial_sum_relays() -> None:
+    # 8000 inputs per neuron > 4096 input axons per core: Loihi 2 sums them in graded relays
+    # of at most 2048 sources each (ceil(8000 / 2048) = 4 relays), then the neuron reads 4.
+    plan = plan_partition(chain((8000, 10)), "loihi")
+    relays = [r for r in plan.layers if r["kind"] == "relay"]
+    assert [r["name"] for r in relays] == [f"lif0.partial{i}" for i in range(4)]
+    assert sum(r["synapses"] for r in relays) == 8000 * 10
+    main = next(r for r in plan.layers if r["name"] == "lif0")
+    assert main["synapses"] == 4 * 10 and any("graded relays" in n for n in main["notes"])
+    for c in plan.core_map:
+        assert c["fan_in"] <= LOIHI.fan_in_per_core and c["memory_bytes"] <= LOIHI.core_memory_bytes
+
+
+def test_spinnaker_has_no_graded_relays_so_a_too_wide_neuron_is_exit_4() -> None:
+    from snncc.diagnostics import SnnccError
+
+    # one neuron reading 8,000,000 sources needs 8e6 rows x 4 words x 4 B = 128 MB of synaptic
+    # matrix, more than a whole chip's 123,469,792 B of SDRAM.
+    with pytest.raises(SnnccError) as e:
+        plan_partition(chain((8_000_000, 1)), "spinnaker")
+    assert e.value.exit_code == 4 and "sdram" in e.value.message
+
+
+def test_spinnaker_cores_share_their_chip_sdram() -> None:
+    from snncc.memory import target_model
+    from snncc.passes.partition import Core, _chips
+
+    model = target_model("spinnaker")
+    # 20 small cores: 16 application cores per chip -> 2 chips.
+    assert _chips(model, [Core(0, 20, [], {"sdram": 1000})], 20) == 2
+    # 50 MB each: two fit a 123,469,792-byte chip, a third does not -> 3 cores on 2 chips.
+    assert _chips(model, [Core(0, 3, [], {"sdram": 50_000_000})], 3) == 2
+    # a 100 MB core fits a chip alone (more than the even 1/16 share of 7.7 MB).
+    assert _chips(model, [Core(0, 1, [], {"sdram": 100_000_000}),
+                          Core(1, 1, [], {"sdram": 30_000_000})], 2) == 2  # fmt: skip
+    plan = plan_partition(chain((600, 600, 300, 10)), "spinnaker")
+    assert plan.chips == 1
+    assert plan_partition(chain((64, 100)), "loihi").chips == 1
