@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from snncc.compile_cli import register_compile, register_slices
@@ -271,3 +272,32 @@ def test_digits_checkpoint_loses_at_most_one_point_on_loihi(tmp_path: Path) -> N
     assert acc["samples"] == 450
     assert acc["float"] >= 0.95
     assert acc["quantized"] >= acc["float"] - 0.01, acc
+
+
+def test_eval_file_npz_is_measured_hashed_and_checked(tmp_path: Path, capsys: Any) -> None:
+    from snncc.data import digits
+
+    x, y = digits("test")
+    good = tmp_path / "eval.npz"
+    np.savez(good, x=x[:40], y=y[:40])
+    out = tmp_path / "ok"
+    res = compile_model(MODEL, target="loihi", budget=BIG, out_dir=out, eval=str(good))
+    acc = res.report["accuracy"]
+    assert acc["samples"] == 40 and "eval.npz" in acc["data"]
+    assert 0.0 <= acc["quantized"] <= 1.0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"]["eval_sha256"] == sha256_file(good)
+    assert any("eval.npz" in note for note in res.report["notes"])  # calibrated on its rows
+    # wrong sample shape, missing arrays, not an npz: exit 2 naming the file, nothing written
+    bad_shape, no_y, not_npz = tmp_path / "s.npz", tmp_path / "n.npz", tmp_path / "t.npz"
+    np.savez(bad_shape, x=np.zeros((4, 3, 8, 8)), y=np.zeros(4, dtype=int))
+    np.savez(no_y, x=x[:4])
+    not_npz.write_text("hello")
+    for path, words in ((bad_shape, "shape"), (no_y, "'y'"), (not_npz, "cannot read")):
+        capsys.readouterr()
+        target = tmp_path / f"out-{path.stem}"
+        rc = cli("compile", MODEL, "--target", "loihi", "--budget", BIG, "-o", str(target),
+                 "--eval", str(path))  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc == 2 and str(path) in err and words in err, err
+        assert "Traceback" not in err and not target.exists()
