@@ -177,3 +177,46 @@ def test_model_is_left_unchanged() -> None:
 def test_timesteps_must_be_known() -> None:
     with pytest.raises(SnnccError, match="timesteps"):
         snncc.trace(nn.Linear(2, 2), torch.randn(1, 2))
+
+
+class DropPath(nn.Module):
+    """timm's stochastic depth, as spiking-transformer code uses it (identity at inference)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape[0], *([1] * (x.ndim - 1))) >= self.p
+        return x * keep / (1 - self.p)
+
+
+class Regularised(nn.Module):
+    """Two LIF layers with Identity, Dropout and DropPath between them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.T = 2
+        self.fc1 = nn.Linear(6, 5)
+        self.lif1 = LIF()
+        self.ident = nn.Identity()
+        self.drop = nn.Dropout(0.3)
+        self.drop_path = DropPath(0.2)
+        self.fc2 = nn.Linear(5, 3)
+        self.lif2 = LIF()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(0).repeat(self.T, 1, 1)
+        x = self.drop_path(self.drop(self.ident(self.lif1(self.fc1(x)))))
+        return self.lif2(self.fc2(x)).mean(0)
+
+
+def test_identity_dropout_and_droppath_are_removed() -> None:
+    g = snncc.trace(Regularised().eval(), torch.randn(1, 6))
+    kinds = {n: g.op(n).kind for n in g.nodes()}
+    assert kinds == {"input": "Input", "fc1": "Linear", "lif1": "LIF", "fc2": "Linear",
+                     "lif2": "LIF", "mean": "TimeMean"}  # fmt: skip
+    # fc2 reads lif1's spikes directly
+    assert [u for u, _ in g.users("lif1")] == ["fc2"]
