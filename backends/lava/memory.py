@@ -41,7 +41,7 @@ class LoihiMemoryModel:
     name = "loihi"
     packs = True
     #: Loihi 2 neurons can send graded spikes (an integer payload, §1.2), so a neuron whose
-    #: fan-in exceeds a core can sum its inputs in partial-sum relays (snncc.memory.split_fan_in).
+    #: fan-in exceeds a core can sum its inputs in partial-sum relays (snncc.core_fit.split_fan_in).
     graded_relays = True
 
     def __init__(self, core_memory: int | None = None, c: LoihiConstraints = LOIHI) -> None:

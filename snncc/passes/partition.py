@@ -1,8 +1,8 @@
 """``partition``: place the deployed layers of a quantized graph onto cores of a target.
 
 Each deployed layer (:func:`snncc.memory.deployed_units`) is cut into *chunks* of consecutive
-atoms, as large as every per-core limit of the target allows (:func:`snncc.memory.
-max_atoms_per_core`: a binary search over the target's usage model). Then:
+atoms, as large as every per-core limit of the target allows
+(:func:`snncc.core_fit.max_atoms_per_core`: a binary search over the target's usage model). Then:
 
 - **SpiNNaker** (sPyNNaker never puts two populations on one core): one core per chunk, plus
   the delay-extension cores the memory model asks for;
@@ -28,8 +28,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from snncc.core_fit import max_atoms_per_core, split_fan_in, target_model
 from snncc.ir.graph import Graph
-from snncc.memory import Unit, deployed_units, max_atoms_per_core, split_fan_in, target_model
+from snncc.memory import Unit, deployed_units
 from snncc.passes.manager import PassContext
 
 

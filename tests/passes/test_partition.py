@@ -165,7 +165,7 @@ def test_spinnaker_has_no_graded_relays_so_a_too_wide_neuron_is_exit_4() -> None
 
 
 def test_spinnaker_cores_share_their_chip_sdram() -> None:
-    from snncc.memory import target_model
+    from snncc.core_fit import target_model
     from snncc.passes.partition import Core, _chips
 
     model = target_model("spinnaker")

@@ -22,6 +22,7 @@ from torch import nn
 from snncc import models
 from snncc.checkpoint import save_checkpoint
 from snncc.compiler import compile_model
+from snncc.core_fit import layer_memory
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir import serialize
@@ -29,7 +30,6 @@ from snncc.ir.graph import Graph
 from snncc.ir.shapes import output_shape
 from snncc.ir.types import Kind, TensorType
 from snncc.loading import resolve_model, to_graph
-from snncc.memory import layer_memory
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.passes.quantize import quantize
