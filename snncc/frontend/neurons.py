@@ -42,12 +42,47 @@ def _neuron_fake(x: torch.Tensor, index: int) -> torch.Tensor:
     return torch.empty_like(x)
 
 
-def is_neuron(module: nn.Module) -> bool:
-    """Whether ``module`` is a neuron the frontend keeps as one op."""
+#: SpikingJelly classes that are single-step unless told otherwise: clock_driven ``LIFNode`` /
+#: ``IFNode`` have no ``step_mode`` (one step per call), activation_based ones default to ``'s'``.
+SINGLE_STEP_BY_DEFAULT = {"LIFNode", "IFNode"}
+
+
+def step_mode(module: nn.Module) -> str | None:
+    """``'m'`` (multi-step over ``[T, B, ...]``), ``'s'`` (one step per call), None if no neuron."""
     name = type(module).__name__
-    if name in LIF_CLASSES or name in IF_CLASSES or name == "ExpGIF":
-        return getattr(module, "step_mode", "m") == "m"
-    return False
+    if name not in LIF_CLASSES and name not in IF_CLASSES and name != "ExpGIF":
+        return None
+    if name.startswith("MultiStep"):
+        return "m"
+    default = "s" if name in SINGLE_STEP_BY_DEFAULT else "m"
+    return str(getattr(module, "step_mode", default))
+
+
+def is_neuron(module: nn.Module) -> bool:
+    """Whether ``module`` is a multi-step neuron the frontend keeps as one op."""
+    return step_mode(module) == "m"
+
+
+def single_step_neurons(model: nn.Module) -> list[Diagnostic]:
+    """One diagnostic per single-step neuron: snncc cannot trace those (exit 3 at the caller).
+
+    Why refuse instead of tracing: a single-step node is called once per timestep by the
+    model's own loop and keeps its membrane between calls; traced as a multi-step node over the
+    whole input it would integrate the wrong axis, silently.
+    """
+    return [
+        Diagnostic(
+            code="FE004",
+            severity=Severity.ERROR,
+            message=f"{type(m).__name__} is single-step (step_mode='s'): snncc traces neurons "
+            "that process all timesteps [T, B, ...] in one call",
+            node=path,
+            hint="set step_mode='m' (spikingjelly functional.set_step_mode(net, 'm')) or use "
+            "MultiStepLIFNode / MultiStepIFNode",
+        )
+        for path, m in model.named_modules()
+        if step_mode(m) == "s"
+    ]
 
 
 @contextlib.contextmanager

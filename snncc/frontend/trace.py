@@ -22,7 +22,7 @@ from torch import fx, nn
 
 from snncc.diagnostics import Diagnostic, Severity, SnnccError
 from snncc.frontend.handlers import HANDLERS, HINTS, Unsupported
-from snncc.frontend.neurons import neuron_op, neurons_as_ops
+from snncc.frontend.neurons import neuron_op, neurons_as_ops, single_step_neurons
 from snncc.frontend.values import Const, Roles, Value
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
@@ -241,6 +241,14 @@ def export_with_neurons(module: nn.Module, x: torch.Tensor) -> tuple[Any, dict[i
     Returns the exported program and ``{index: (module path, neuron module)}`` for the neuron
     nodes' ``index`` argument. The module's train/eval mode is restored afterwards.
     """
+    single = single_step_neurons(module)
+    if single:
+        raise SnnccError.from_diagnostics(
+            f"{len(single)} single-step neuron(s) in {type(module).__name__}",
+            single,
+            code="FE004",
+            exit_code=3,
+        )
     was_training = module.training
     module.eval()
     try:

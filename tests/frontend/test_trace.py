@@ -220,3 +220,45 @@ def test_identity_dropout_and_droppath_are_removed() -> None:
                      "lif2": "LIF", "mean": "TimeMean"}  # fmt: skip
     # fc2 reads lif1's spikes directly
     assert [u for u, _ in g.users("lif1")] == ["fc2"]
+
+
+def test_single_step_spikingjelly_neurons_are_refused_with_the_fix() -> None:
+    class LIFNode(nn.Module):  # SpikingJelly clock_driven: one step per call, no step_mode
+        def __init__(self) -> None:
+            super().__init__()
+            self.tau, self.v_threshold, self.v_reset, self.decay_input = 2.0, 1.0, 0.0, True
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x > 1.0).float()
+
+    class StepLoop(nn.Module):
+        T = 2
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.sn = LIFNode()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([self.sn(self.fc(x)) for _ in range(self.T)])
+
+    with pytest.raises(SnnccError) as e:
+        snncc.trace(StepLoop(), torch.randn(1, 3))
+    assert e.value.exit_code == 3 and e.value.code == "FE004"
+    text = e.value.format()
+    assert "sn" in text and "step_mode='m'" in text and "MultiStepLIFNode" in text
+    # the same class switched to multi-step is kept as one LIF op
+    m = StepLoop()
+    m.sn.step_mode = "m"
+
+    class Multi(nn.Module):
+        T = 2
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.sn = m.fc, m.sn
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.sn(self.fc(x.unsqueeze(0).repeat(self.T, 1, 1)))
+
+    assert isinstance(snncc.trace(Multi(), torch.randn(1, 3)).op("sn"), O.LIF)
