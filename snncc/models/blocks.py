@@ -82,6 +82,30 @@ def init_weights(m: nn.Module) -> None:
         nn.init.constant_(m.weight, 1.0)
 
 
+class TokenMeanClassifier(nn.Module):
+    """The shared ends of the spike-driven backbones: time handling in, token/time mean out.
+
+    Subclasses set ``patch_embed`` (``[T, B, C, H, W] -> [T, B, D, h, w]``), ``block`` (a
+    ``ModuleList`` on ``[T, B, D, h, w]``), ``head`` (Linear), ``T`` and ``event_input``. Static
+    images ``[B, C, H, W]`` are repeated over ``T`` steps (direct encoding); event frames come as
+    ``[B, T, C, H, W]``. The readout averages tokens, then time, then applies the head.
+    """
+
+    T: int
+    event_input: bool
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T, B, C, H, W]`` input -> ``[T, B, D]`` token-averaged residual stream."""
+        x = self.patch_embed(x)
+        for blk in self.block:
+            x = blk(x)
+        return x.flatten(3).mean(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(1, 0, 2, 3, 4) if self.event_input else repeat_over_time(x, self.T)
+        return self.head(self.forward_features(x).mean(0))
+
+
 @dataclass(frozen=True)
 class ParamCounts:
     """Parameter counts of a model: everything it owns, and what its forward pass uses."""

@@ -34,7 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snncc.models.blocks import ATTN_SCALE, init_weights, register_config, repeat_over_time
+from snncc.models.blocks import (
+    ATTN_SCALE,
+    TokenMeanClassifier,
+    init_weights,
+    register_config,
+)
 from snncc.models.lsformer import local_attention
 from snncc.nn import IF, ExpGIF
 
@@ -216,7 +221,7 @@ class ExpTokenizer(nn.Module):
         return x.reshape(T, B, *x.shape[1:])
 
 
-class Ge2mST(nn.Module):
+class Ge2mST(TokenMeanClassifier):
     """Tokenizer, ``conv_depths`` conv blocks, ``depths`` GW-SSA blocks, token and time mean,
     Linear head. ``T`` must be a multiple of ``bits`` (``G = T / bits`` groups).
     """
@@ -268,17 +273,6 @@ class Ge2mST(nn.Module):
         self.block = nn.ModuleList(blocks)
         self.head = nn.Linear(embed_dims, num_classes)
         self.apply(init_weights)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T, B, C, H, W]`` input -> ``[T, B, D]`` token-averaged residual stream."""
-        x = self.patch_embed(x)
-        for blk in self.block:
-            x = blk(x)
-        return x.flatten(3).mean(3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(1, 0, 2, 3, 4) if self.event_input else repeat_over_time(x, self.T)
-        return self.head(self.forward_features(x).mean(0))
 
 
 def build(**config: Any) -> Ge2mST:

@@ -34,10 +34,10 @@ from torch import nn
 from snncc.models.blocks import (
     ATTN_SCALE,
     ATTN_THRESHOLD,
+    TokenMeanClassifier,
     init_weights,
     lif,
     register_config,
-    repeat_over_time,
 )
 from snncc.models.spikingformer import MLP
 from snncc.nn import IF, LIF
@@ -245,7 +245,7 @@ def _conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=False)
 
 
-class LSFormer(nn.Module):
+class LSFormer(TokenMeanClassifier):
     """Tokenizer, ``depths`` LS blocks (block ``i`` uses ``dilations[i % len]``), token and time
     mean, Linear head. Static images ``[B, C, H, W]`` are repeated over ``T`` steps; with
     ``event_input=True`` the input is event frames ``[B, T, C, H, W]``.
@@ -306,17 +306,6 @@ class LSFormer(nn.Module):
         )
         self.head = nn.Linear(embed_dims, num_classes)
         self.apply(init_weights)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T, B, C, H, W]`` input -> ``[T, B, D]`` token-averaged residual stream."""
-        x = self.patch_embed(x)
-        for blk in self.block:
-            x = blk(x)
-        return x.flatten(3).mean(3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(1, 0, 2, 3, 4) if self.event_input else repeat_over_time(x, self.T)
-        return self.head(self.forward_features(x).mean(0))
 
 
 def build(**config: Any) -> LSFormer:
