@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,6 +168,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", required=True, choices=("digits", "gestures"))
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("-o", "--output", required=True, help="checkpoint path (.pt)")
+    p.add_argument("--force", action="store_true", help="replace an existing checkpoint")
     p.add_argument("--seed", type=int, default=0, help="initialisation and batch-order seed")
     p.add_argument("--data-seed", type=int, default=0, help="data split / generation seed")
     p.add_argument("--batch-size", type=int, default=64)
@@ -180,6 +183,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if Path(args.output).exists() and not args.force:  # checked before minutes of training
+        print(f"train.py: error: {args.output} exists (fix: pass --force to replace it, or "
+              "choose another -o)", file=sys.stderr)  # fmt: skip
+        return 2
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     spec = snncc.models.spec(args.model)
