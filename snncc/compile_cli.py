@@ -40,6 +40,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", required=True, choices=TARGETS, help="hardware target")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickled checkpoints")
+    p.add_argument(
+        "--conv-synapses",
+        choices=("per-connection", "shared"),
+        default="per-connection",
+        help="Loihi: cost convolution weights per connection (default, the safe bound) or as "
+        "one shared kernel per output channel and core (an assumption; docs/budget.md)",
+    )
 
 
 # -- compile -----------------------------------------------------------------------------------
@@ -115,7 +122,8 @@ def run_compile(args: argparse.Namespace) -> int:
             result = compile_model(
                 args.model, target=args.target, budget=args.budget, out_dir=args.output,
                 force=args.force, slice=args.slice, eval=args.eval,
-                core_memory=args.core_memory, trust_pickle=args.trust_pickle,
+                core_memory=args.core_memory, conv_synapses=args.conv_synapses,
+                trust_pickle=args.trust_pickle,
                 progress=progress,
             )  # fmt: skip
     except SnnccError as e:
@@ -201,9 +209,11 @@ def run_slices(args: argparse.Namespace) -> int:
     """Entry point of ``snncc slices``; returns the exit code."""
     try:
         from snncc.budget import parse_budget
+        from snncc.core_fit import target_model
         from snncc.loading import resolve_model
         from snncc.slices import enumerate_slices
 
+        target_model(args.target, None, args.conv_synapses)  # bad options fail before tracing
         budget = parse_budget(args.budget) if args.budget is not None else None
         loaded = resolve_model(args.model, trust_pickle=args.trust_pickle)
         if not hasattr(loaded.module, "granularities"):
@@ -213,7 +223,8 @@ def run_slices(args: argparse.Namespace) -> int:
                 hint="use an elastic-* model, or `snncc compile` directly",
             )
         with _slice_progress() as progress:
-            infos = enumerate_slices(loaded, args.target, budget, progress=progress)
+            infos = enumerate_slices(loaded, args.target, budget, progress=progress,
+                                     conv_synapses=args.conv_synapses)  # fmt: skip
     except SnnccError as e:
         return _fail(e)
     rows = slice_rows(infos)

@@ -160,7 +160,7 @@ class _Stages:
 
 def _resolve(
     ref: str, target: str, budget: Any, slice_: Any, trust_pickle: bool, core_memory: int | None,
-    st: _Stages,
+    conv_synapses: str, st: _Stages,
 ):  # fmt: skip
     """Load the model, pick and export the slice of an elastic one; (loaded, granularity)."""
     from snncc.loading import resolve_model
@@ -176,7 +176,8 @@ def _resolve(
     from snncc.slices import select_slice
 
     st.start("select slice")
-    choice = select_slice(loaded, target, budget, explicit=explicit, core_memory=core_memory)
+    choice = select_slice(loaded, target, budget, explicit=explicit, core_memory=core_memory,
+                          conv_synapses=conv_synapses)  # fmt: skip
     gran = slice_granularity(choice)
     feature, attention, mlp = gran
     module = export_slice(loaded.module, feature=feature, attention=attention, mlp=mlp)
@@ -204,6 +205,7 @@ def compile_model(
     slice: str | tuple[Any, ...] | None = None,  # noqa: A002 - the CLI option's name
     eval: str | None = None,  # noqa: A002 - the CLI option's name
     core_memory: int | None = None,
+    conv_synapses: str = "per-connection",
     trust_pickle: bool = False,
     progress: Progress | None = None,
 ) -> CompileResult:
@@ -221,12 +223,17 @@ def compile_model(
     check_target(out_dir, force=force)
     budget_obj = parse_budget(budget) if isinstance(budget, str) else budget
     st = _Stages(progress)
-    loaded, gran = _resolve(ref, target, budget_obj, slice, trust_pickle, core_memory, st)
+    from snncc.core_fit import target_model
+
+    target_model(target, core_memory, conv_synapses)  # refuses bad options before any work
+    loaded, gran = _resolve(ref, target, budget_obj, slice, trust_pickle, core_memory,
+                            conv_synapses, st)  # fmt: skip
     st.start("trace")
     from snncc.loading import to_graph
 
     traced = to_graph(loaded)
-    cfg = {"target": target, "budget": budget_obj, "core_memory": core_memory}
+    cfg = {"target": target, "budget": budget_obj, "core_memory": core_memory,
+           "conv_synapses": conv_synapses}  # fmt: skip
     data = None
     if eval is not None:
         st.start("load eval data")
@@ -236,6 +243,7 @@ def compile_model(
     if not fits_budget(plan, budget_obj):
         raise no_fit_error(ref, target, plan, budget_obj, gran)
     facts = _facts(ref, loaded, target, budget_obj, gran, plan, ctx, core_memory)
+    facts.notes.append(_conv_note(target, conv_synapses))
     if data is not None:
         st.start("evaluate accuracy")
         facts.accuracy = _accuracy(data, traced, graph, target)
@@ -251,6 +259,19 @@ def compile_model(
     timings["stages"] = dict(st.seconds)
     timings["total_seconds"] = sum(st.seconds.values())
     return CompileResult(out_dir, report, manifest, graph, plan, gran, timings)
+
+
+def _conv_note(target: str, conv_synapses: str) -> str:
+    """The report's statement of how convolution weights were costed."""
+    if target != "loihi":
+        return "Convolutions are costed as sPyNNaker stores them: one padded row per source."
+    if conv_synapses == "shared":
+        return ("Convolution weights costed as SHARED kernels (--conv-synapses shared): one copy "
+                "of each output channel's kernel per core. This is an ASSUMPTION about Loihi 2 "
+                "(its convolutional synapse layout is not public).")  # fmt: skip
+    return ("Convolution weights costed per connection (the safe bound; Loihi 2's convolutional "
+            "synapse layout is not public). --conv-synapses shared gives the weight-shared "
+            "estimate.")  # fmt: skip
 
 
 def _accuracy(data: tuple, g_float: Graph, g_quant: Graph, target: str) -> dict[str, Any]:

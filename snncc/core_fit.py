@@ -23,15 +23,36 @@ __all__ = [
 ]  # fmt: skip
 
 
-def target_model(target: str, core_memory: int | None = None) -> Any:
-    """The target's per-core cost model (``snncc.backends.<target>.memory``)."""
+def target_model(
+    target: str, core_memory: int | None = None, conv_synapses: str = "per-connection"
+) -> Any:
+    """The target's per-core cost model (``snncc.backends.<target>.memory``).
+
+    ``conv_synapses`` (``per-connection`` or ``shared``) is a Loihi costing assumption; SpiNNaker
+    stores every synaptic row (sPyNNaker's static synapses), so ``shared`` is refused there.
+    """
+    from snncc.backends.lava.memory import CONV_SYNAPSES
+
+    if conv_synapses not in CONV_SYNAPSES:
+        raise SnnccError(
+            f"unknown --conv-synapses {conv_synapses!r}",
+            code="MM003",
+            hint=f"use one of: {', '.join(CONV_SYNAPSES)}",
+        )
     if target == "loihi":
         from snncc.backends.lava.memory import LoihiMemoryModel
 
-        return LoihiMemoryModel(core_memory)
+        return LoihiMemoryModel(core_memory, conv_synapses=conv_synapses)
     if target == "spinnaker":
         from snncc.backends.spinnaker.memory import SpiNNakerMemoryModel
 
+        if conv_synapses != "per-connection":
+            raise SnnccError(
+                "--conv-synapses shared is a Loihi assumption: sPyNNaker stores a padded row "
+                "per presynaptic neuron",
+                code="MM003",
+                hint="drop --conv-synapses for --target spinnaker",
+            )
         return SpiNNakerMemoryModel(core_memory)
     raise SnnccError(f"unknown target {target!r}", code="MM001", hint="loihi or spinnaker")
 
@@ -145,9 +166,11 @@ def chunks(size: int, per_core: int) -> list[tuple[int, int]]:
     return [(s, min(size, s + per_core)) for s in range(0, size, per_core)]
 
 
-def layer_memory(g: Graph, target: str, *, core_memory: int | None = None) -> list[LayerMemory]:
+def layer_memory(
+    g: Graph, target: str, *, core_memory: int | None = None, conv_synapses: str = "per-connection"
+) -> list[LayerMemory]:
     """Bytes per deployed layer on ``target`` at its default slicing (see docs/budget.md)."""
-    model = target_model(target, core_memory)
+    model = target_model(target, core_memory, conv_synapses)
     rows = []
     for unit in deployed_units(g, target):
         k = max_atoms_per_core(model, unit)

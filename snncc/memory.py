@@ -60,6 +60,10 @@ class Projection:
     group: int = 1
     delay: int = 0
     single_slice_source: bool = False  # a graph input: one pre-slice (host spike source)
+    #: A convolution read directly (channel-major atoms): stored weights per output channel
+    #: (``C_in/groups · kh · kw``) and post atoms per output channel; 0 when not a convolution.
+    kernel: int = 0
+    channel_atoms: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,7 @@ class _Walk:
             n = math.ceil(_size(g, s) * m)
             self.out.append(Projection("host", s, "host", 0, n, 1, 1, 1, delay))
             return
+        kernel, per_channel = _conv_kernel(g, s) if (m == 1 and r == 1 and order_kept) else (0, 0)
         for src, d in sources:
             if src is None:
                 self.notes.append(f"{s} mixes host values with spikes; host part ignored")
@@ -219,7 +224,7 @@ class _Walk:
             self.out.append(
                 Projection(src, s, "synaptic", math.ceil(syn * m), self.source_size(src),
                            rf * r, fo * max(1, math.ceil(m)), group if order_kept else 1,
-                           delay + d, g.op(src).kind == "Input")
+                           delay + d, g.op(src).kind == "Input", kernel, per_channel)
             )  # fmt: skip
 
     def stream(self, n: str, m: float = 1.0, r: int = 1, kept: bool = True, delay: int = 0):
@@ -249,6 +254,14 @@ class _Walk:
             if isinstance(op, O.MaxPool2d):
                 ratio *= op.kernel[0] * op.kernel[1]
             self.stream(d, m * ratio, r, kept, delay + step)
+
+
+def _conv_kernel(g: Graph, s: str) -> tuple[int, int]:
+    """``(weights per output channel, output atoms per channel)`` of a convolution, else (0, 0)."""
+    op = g.op(s)
+    if not isinstance(op, (O.Conv1d, O.Conv2d)):
+        return 0, 0
+    return math.prod(op.weight.shape[1:]), _size(g, s) // op.weight.shape[0]
 
 
 def synaptic_counts(g: Graph, s: str) -> tuple[int, int, int, int]:

@@ -152,6 +152,7 @@ def slice_info(
     budget: Budget | None = None,
     *,
     core_memory: int | None = None,
+    conv_synapses: str = "per-connection",
     key: str | None = None,
 ) -> SliceInfo:
     """Partition one combination for ``target`` and report it."""
@@ -159,7 +160,7 @@ def slice_info(
 
     gran = check_granularity(loaded, gran)
     t = _trace(loaded, key or _model_key(loaded), gran)
-    plan = plan_partition(t.graph, target, core_memory)
+    plan = plan_partition(t.graph, target, core_memory, conv_synapses)
     levels = _levels(loaded)
     return SliceInfo(
         granularity=gran,
@@ -180,6 +181,7 @@ def enumerate_slices(
     budget: Budget | None = None,
     *,
     core_memory: int | None = None,
+    conv_synapses: str = "per-connection",
     progress: Progress | None = None,
 ) -> list[SliceInfo]:
     """Every combination on ``target``, in index order (``snncc slices``)."""
@@ -189,7 +191,8 @@ def enumerate_slices(
     for i, gran in enumerate(combos):
         if progress is not None:
             progress(i, len(combos))
-        out.append(slice_info(loaded, target, gran, budget, core_memory=core_memory, key=key))
+        out.append(slice_info(loaded, target, gran, budget, core_memory=core_memory,
+                              conv_synapses=conv_synapses, key=key))  # fmt: skip
     return out
 
 
@@ -204,14 +207,17 @@ def select_slice(
     *,
     explicit: tuple[Any, ...] | None = None,
     core_memory: int | None = None,
+    conv_synapses: str = "per-connection",
     progress: Progress | None = None,
 ) -> SliceInfo:
     """The slice to compile: ``explicit`` if given (checked, fit or not: the compile's fit
     check reports it), else the largest that fits (module docstring). When none fits: exit 4
     naming the smallest slice's requirement and a budget that would admit it."""
     if explicit is not None:
-        return slice_info(loaded, target, tuple(explicit), budget, core_memory=core_memory)
-    infos = enumerate_slices(loaded, target, budget, core_memory=core_memory, progress=progress)
+        return slice_info(loaded, target, tuple(explicit), budget, core_memory=core_memory,
+                          conv_synapses=conv_synapses)  # fmt: skip
+    infos = enumerate_slices(loaded, target, budget, core_memory=core_memory,
+                             conv_synapses=conv_synapses, progress=progress)  # fmt: skip
     fitting = [s for s in infos if s.fits is not False]
     if fitting:
         return max(fitting, key=_size_key)

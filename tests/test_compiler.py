@@ -301,3 +301,18 @@ def test_eval_file_npz_is_measured_hashed_and_checked(tmp_path: Path, capsys: An
         err = capsys.readouterr().err
         assert rc == 2 and str(path) in err and words in err, err
         assert "Traceback" not in err and not target.exists()
+
+
+def test_shared_conv_synapses_shrink_loihi_memory_and_say_so(
+    compiled: dict[str, Any], tmp_path: Path
+) -> None:
+    res = compile_model(MODEL, target="loihi", budget=BIG, out_dir=tmp_path / "s",
+                        conv_synapses="shared")  # fmt: skip
+    per = compiled["loihi"].report
+    assert res.report["memory_bytes"] < per["memory_bytes"]
+    assert any("SHARED kernels" in n and "ASSUMPTION" in n for n in res.report["notes"])
+    assert any("per connection" in n for n in per["notes"])
+    with pytest.raises(SnnccError) as e:
+        compile_model(MODEL, target="spinnaker", budget=BIG, out_dir=tmp_path / "x",
+                      conv_synapses="shared")  # fmt: skip
+    assert e.value.exit_code == 2 and not (tmp_path / "x").exists()

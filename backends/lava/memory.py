@@ -24,6 +24,11 @@ import math
 from snncc.backends.lava.constraints import LOIHI, LoihiConstraints
 from snncc.memory import Projection, Unit
 
+#: How convolution weights are costed: ``per-connection`` (the default and the safe bound: the
+#: chip's layout of convolutional synapses is not public, §1.2) or ``shared`` (an ASSUMPTION:
+#: one copy of each output channel's kernel per core, as weight-shared convolution would need).
+CONV_SYNAPSES = ("per-connection", "shared")
+
 
 def axons(p: Projection, k: int) -> int:
     """Upper bound on the distinct presynaptic sources of ``k`` consecutive atoms."""
@@ -44,8 +49,16 @@ class LoihiMemoryModel:
     #: fan-in exceeds a core can sum its inputs in partial-sum relays (snncc.core_fit.split_fan_in).
     graded_relays = True
 
-    def __init__(self, core_memory: int | None = None, c: LoihiConstraints = LOIHI) -> None:
+    def __init__(
+        self,
+        core_memory: int | None = None,
+        c: LoihiConstraints = LOIHI,
+        conv_synapses: str = "per-connection",
+    ) -> None:
+        if conv_synapses not in CONV_SYNAPSES:
+            raise ValueError(f"conv_synapses must be one of {CONV_SYNAPSES}")
         self.c = c
+        self.conv_synapses = conv_synapses
         self.limits = {
             "neurons": c.neurons_per_core,
             "memory": int(core_memory) if core_memory else c.core_memory_bytes,
@@ -56,6 +69,21 @@ class LoihiMemoryModel:
         """Bytes per stored synapse of a projection: 8-bit weight (+ 6-bit delay field)."""
         bits = self.c.synapse_bits + (self.c.delay_field_bits if p.delay > 0 else 0)
         return math.ceil(bits / 8)
+
+    def synapse_bytes(self, p: Projection, k: int, n: int) -> int:
+        """Synaptic memory of ``k`` of ``n`` consecutive post atoms for projection ``p``.
+
+        Per connection: the atoms' share of the stored synapses. With ``conv_synapses="shared"``
+        a convolution may instead store, once per core, the kernels of the output channels its
+        atoms belong to (at most ``ceil(k / atoms per channel) + 1`` channels, as atoms are
+        channel-major); the smaller of the two is used.
+        """
+        each = self.synapse_bytes_each(p)
+        per_connection = math.ceil(p.synapses * k / n) * each
+        if self.conv_synapses != "shared" or not p.kernel or not p.channel_atoms:
+            return per_connection
+        channels = min(math.ceil(n / p.channel_atoms), math.ceil(k / p.channel_atoms) + 1)
+        return min(per_connection, channels * p.kernel * each)
 
     def state_bytes(self, unit: Unit, k: int) -> int:
         """Neuron state, or the custom process's buffers for ``k`` of its output elements."""
@@ -72,8 +100,7 @@ class LoihiMemoryModel:
     def usage(self, unit: Unit, k: int) -> dict[str, int]:
         """Resources used by ``k`` atoms of ``unit`` on one core."""
         n = max(1, unit.size)
-        syn = sum(math.ceil(p.synapses * k / n) * self.synapse_bytes_each(p)
-                  for p in unit.projections)  # fmt: skip
+        syn = sum(self.synapse_bytes(p, k, n) for p in unit.projections)
         fan_in = sum(axons(p, k) for p in unit.projections) if unit.native else 0
         state = self.state_bytes(unit, k)
         routing = fan_in * self.c.axon_entry_bytes

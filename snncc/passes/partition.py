@@ -184,9 +184,11 @@ def _lower_bound(
     return {r: max(v, 1 if units else 0) for r, v in bound.items()}
 
 
-def plan_partition(g: Graph, target: str, core_memory: int | None = None) -> PartitionPlan:
+def plan_partition(
+    g: Graph, target: str, core_memory: int | None = None, conv_synapses: str = "per-connection"
+) -> PartitionPlan:
     """Partition the deployed part of ``g`` for ``target`` (the pass's work, callable alone)."""
-    model = target_model(target, core_memory)
+    model = target_model(target, core_memory, conv_synapses)
     limits = dict(model.limits)
     units = [part for u in deployed_units(g, target) for part in split_fan_in(model, u)]
     rows: list[dict[str, Any]] = []
@@ -251,11 +253,17 @@ def partition(g: Graph, ctx: PassContext) -> Graph:
     """Partition the deployed layers into cores under every per-core limit of the target.
 
     Requires: a quantized graph (``quantize``); ``ctx.config["target"]``; optional
-              ``ctx.config["core_memory"]`` (bytes per core, overriding the constraints module).
+              ``ctx.config["core_memory"]`` (bytes per core, overriding the constraints module)
+              and ``ctx.config["conv_synapses"]`` (Loihi: ``per-connection`` or ``shared``).
     Ensures:  the graph is unchanged; ``ctx.config["partition_plan"]`` holds the
               :class:`PartitionPlan`; cores, memory and the lower bound are in the pass stats.
     """
-    plan = plan_partition(g, ctx.config["target"], ctx.config.get("core_memory"))
+    plan = plan_partition(
+        g,
+        ctx.config["target"],
+        ctx.config.get("core_memory"),
+        ctx.config.get("conv_synapses") or "per-connection",
+    )
     ctx.config["partition_plan"] = plan
     ctx.stats.update(
         cores=plan.cores,

@@ -179,3 +179,36 @@ def test_spinnaker_cores_share_their_chip_sdram() -> None:
     plan = plan_partition(chain((600, 600, 300, 10)), "spinnaker")
     assert plan.chips == 1
     assert plan_partition(chain((64, 100)), "loihi").chips == 1
+
+
+def conv_graph() -> Graph:
+    """spikes [4, 6, 6] -> Conv2d(4 -> 8, 3x3, pad 1) -> LIF: 288 neurons, 36 weights each."""
+    g = Graph("conv")
+    g.add("x", O.Input(shape=(4, 6, 6), kind_in=Kind.SPIKE), TensorType((4, 6, 6), Kind.SPIKE))
+    g.inputs.append("x")
+    w = np.full((8, 4, 3, 3), 0.5)
+    g.add("conv", O.Conv2d(weight=w, padding=(1, 1)), TensorType((8, 6, 6), Kind.CURRENT))
+    g.connect("x", "conv", "in")
+    g.add("lif", O.LIF(), TensorType((8, 6, 6), Kind.SPIKE))
+    g.connect("conv", "lif", "in")
+    g.outputs.append("lif")
+    return g
+
+
+def test_loihi_conv_weights_per_connection_or_shared() -> None:
+    per = plan_partition(conv_graph(), "loihi").layers[0]
+    shared = plan_partition(conv_graph(), "loihi", conv_synapses="shared").layers[0]
+    # per connection: 8 x 6 x 6 outputs x 4 x 3 x 3 taps (snncc counts every tap of a padded
+    # convolution, the upper bound), one byte each.
+    assert per["synapse_bytes"] == per["synapses"] == 288 * 36
+    # shared: the one core holds all 8 output channels' kernels, 4 x 3 x 3 bytes each.
+    assert shared["synapse_bytes"] == 8 * 4 * 9
+    assert shared["state_bytes"] == per["state_bytes"] == 288 * LOIHI.neuron_state_bytes
+
+
+def test_shared_conv_synapses_are_a_loihi_assumption_only() -> None:
+    from snncc.diagnostics import SnnccError
+
+    with pytest.raises(SnnccError) as e:
+        plan_partition(conv_graph(), "spinnaker", conv_synapses="shared")
+    assert e.value.exit_code == 2 and e.value.code == "MM003"
