@@ -64,6 +64,10 @@ class Projection:
     #: (``C_in/groups · kh · kw``) and post atoms per output channel; 0 when not a convolution.
     kernel: int = 0
     channel_atoms: int = 0
+    #: The convolution's geometry for the window bound on distinct sources (:func:`conv_sources`):
+    #: ``(groups, C_in/groups, H_in, W_in, C_out, H_out, W_out, stride_h, extent_h, stride_w,
+    #: extent_w)``; () if none.
+    conv: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,9 @@ class _Walk:
             n = math.ceil(_size(g, s) * m)
             self.out.append(Projection("host", s, "host", 0, n, 1, 1, 1, delay))
             return
-        kernel, per_channel = _conv_kernel(g, s) if (m == 1 and r == 1 and order_kept) else (0, 0)
+        direct = m == 1 and r == 1 and order_kept
+        kernel, per_channel = _conv_kernel(g, s) if direct else (0, 0)
+        geometry = _conv_geometry(g, s) if direct else ()
         for src, d in sources:
             if src is None:
                 self.notes.append(f"{s} mixes host values with spikes; host part ignored")
@@ -224,7 +230,8 @@ class _Walk:
             self.out.append(
                 Projection(src, s, "synaptic", math.ceil(syn * m), self.source_size(src),
                            rf * r, fo * max(1, math.ceil(m)), group if order_kept else 1,
-                           delay + d, g.op(src).kind == "Input", kernel, per_channel)
+                           delay + d, g.op(src).kind == "Input", kernel, per_channel,
+                           geometry)
             )  # fmt: skip
 
     def stream(self, n: str, m: float = 1.0, r: int = 1, kept: bool = True, delay: int = 0):
@@ -254,6 +261,52 @@ class _Walk:
             if isinstance(op, O.MaxPool2d):
                 ratio *= op.kernel[0] * op.kernel[1]
             self.stream(d, m * ratio, r, kept, delay + step)
+
+
+def _conv_geometry(g: Graph, s: str) -> tuple[int, ...]:
+    """See :attr:`Projection.conv`; Conv1d is a convolution over one row (``H = 1``)."""
+    op = g.op(s)
+    if not isinstance(op, (O.Conv1d, O.Conv2d)):
+        return ()
+    c_in_g, c_out = int(op.weight.shape[1]), int(op.weight.shape[0])
+    shape_in, shape_out = g.type(g.inputs_of(s)[0]).shape, g.type(s).shape
+    if isinstance(op, O.Conv1d):
+        ext = (op.weight.shape[2] - 1) * op.dilation + 1
+        return (op.groups, c_in_g, 1, shape_in[-1], c_out, 1, shape_out[-1], 1, 1, op.stride, ext)
+    ext_h = (op.weight.shape[2] - 1) * op.dilation[0] + 1
+    ext_w = (op.weight.shape[3] - 1) * op.dilation[1] + 1
+    return (op.groups, c_in_g, shape_in[-2], shape_in[-1], c_out, shape_out[-2], shape_out[-1],
+            op.stride[0], ext_h, op.stride[1], ext_w)  # fmt: skip
+
+
+def conv_sources(conv: tuple[int, ...], k: int) -> int:
+    """Most distinct input elements ``k`` consecutive outputs of a convolution read.
+
+    Outputs are channel-major (``[C_out, H_out, W_out]`` flattened). ``k`` consecutive outputs
+    lie in at most ``ceil(k / (H_out·W_out)) + 1`` output channels, hence in a few channel
+    groups, and — when they stay within a channel's map — in at most ``ceil(k / W_out) + 2``
+    output rows (the run may wrap into the next channel), which read at most
+    ``(rows - 1)·stride + extent`` input rows of every input channel of their groups, all
+    columns. A run shorter than a row covers at most two row segments (``k`` outputs in all),
+    whose windows span at most ``(k - 1)·stride_w + 2·extent_w`` input columns over
+    ``stride_h + extent_h`` input rows. Neighbouring outputs share most of their window, so
+    this is far below ``k·rf`` once ``k`` is more than a few atoms.
+    """
+    groups, c_in_g, h_in, w_in, c_out, h_out, w_out, stride, ext, stride_w, ext_w = conv
+    per_channel = h_out * w_out
+    channels = min(c_out, math.ceil(k / per_channel) + 1)
+    out_per_group = max(1, c_out // groups)
+    groups_hit = min(groups, math.ceil(channels / out_per_group) + 1)
+    cols_in = w_in
+    if k >= per_channel:
+        rows_in = h_in
+    elif k < w_out:
+        rows_in = min(h_in, stride + ext)
+        cols_in = min(w_in, (k - 1) * stride_w + 2 * ext_w)
+    else:
+        rows_out = min(h_out, math.ceil(k / w_out) + 2)
+        rows_in = min(h_in, (rows_out - 1) * stride + ext)
+    return groups_hit * c_in_g * rows_in * cols_in
 
 
 def _conv_kernel(g: Graph, s: str) -> tuple[int, int]:

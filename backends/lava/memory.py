@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 from snncc.backends.lava.constraints import LOIHI, LoihiConstraints
-from snncc.memory import Projection, Unit
+from snncc.memory import Projection, Unit, conv_sources
 
 #: How convolution weights are costed: ``per-connection`` (the default and the safe bound: the
 #: chip's layout of convolutional synapses is not public, §1.2) or ``shared`` (an ASSUMPTION:
@@ -37,6 +37,10 @@ def axons(p: Projection, k: int) -> int:
     bound = min(p.n_pre, k * p.rf)
     if p.group > 1:
         bound = min(bound, (math.ceil(k / p.group) + 1) * p.rf)
+    if p.conv:  # sliding windows overlap: count the input rows the atoms' windows cover
+        inputs = p.conv[1] * p.conv[2] * p.conv[3] * p.conv[0]
+        per_input = max(1, p.n_pre // max(1, inputs))  # spike sources per input element
+        bound = min(bound, conv_sources(p.conv, k) * per_input)
     return bound
 
 

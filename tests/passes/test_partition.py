@@ -212,3 +212,26 @@ def test_shared_conv_synapses_are_a_loihi_assumption_only() -> None:
     with pytest.raises(SnnccError) as e:
         plan_partition(conv_graph(), "spinnaker", conv_synapses="shared")
     assert e.value.exit_code == 2 and e.value.code == "MM003"
+
+
+def test_convolution_windows_overlap_so_neighbours_share_input_axons() -> None:
+    from snncc.memory import conv_sources
+
+    # Conv2d 4 -> 8 channels, 3x3, stride 1, pad 1, on 6x6 (outputs 8 x 6 x 6), as conv_graph():
+    geometry = (1, 4, 6, 6, 8, 6, 6, 1, 3, 1, 3)
+    # one output reads at most 4 channels x (1 + 3) rows x (0 + 6) columns by the bound, capped
+    # by the 6x6 map: 4 x 4 x 6 = 96 (the true window is 4 x 3 x 3 = 36: k·rf is tighter here)
+    assert conv_sources(geometry, 1) == 4 * 4 * 6
+    # a whole output channel (36 outputs) reads the whole input: 4 x 6 x 6
+    assert conv_sources(geometry, 36) == 4 * 36
+    # ten consecutive outputs (more than a row): rows ceil(10/6) + 2 = 4 -> 3 + 3 = 6 input rows
+    assert conv_sources(geometry, 10) == 4 * 6 * 6
+    # on a 32 x 32 map, one output row (32 atoms) reads 4 channels x 5 rows x 32 columns = 640
+    # inputs, not 32 x 36 = 1,152 (k·rf) nor the 4,096 of the whole input
+    from snncc.backends.lava.memory import axons
+
+    wide = (1, 4, 32, 32, 8, 32, 32, 1, 3, 1, 3)
+    assert conv_sources(wide, 32) == 640
+    p = Projection("x", "conv", "synaptic", synapses=8 * 1024 * 36, n_pre=4096, rf=36,
+                   fan_out=72, conv=wide)  # fmt: skip
+    assert axons(p, 32) == 640 and axons(p, 2) == 2 * 36  # k·rf stays the bound for few atoms
