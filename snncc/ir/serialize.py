@@ -11,7 +11,6 @@ different bytes; :func:`write_npz` writes the zip with a fixed timestamp and sor
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import tempfile
@@ -32,17 +31,27 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays as an ``.npz`` whose bytes depend only on the arrays (fixed zip timestamps)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for key in sorted(arrays):
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.asarray(arrays[key]), allow_pickle=False)
-            info = zipfile.ZipInfo(key + ".npy", date_time=_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, member.getvalue())
-    atomic_write_bytes(path, buf.getvalue())
+    """Write arrays as an ``.npz`` whose bytes depend only on the arrays (fixed zip timestamps).
+
+    The zip is streamed into a temporary file next to ``path`` (renamed into place at the end),
+    one member at a time, so memory stays at one array: the weights of a large model are not
+    held twice more as an in-memory archive.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as zf:
+            for key in sorted(arrays):
+                info = zipfile.ZipInfo(key + ".npy", date_time=_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                with zf.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(arrays[key]), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -81,17 +81,32 @@ def sops_per_layer(rows: Sequence[dict[str, Any]], what: str) -> str:
     return _bars(names, [float(r["sops"]) for r in rows], f"SOPs per sample ({what})", "SOPs")
 
 
+#: Most pixels of the core-map picture: beyond it each pixel stands for several cores.
+MAX_CORE_PIXELS = 250_000
+
+
+def cores_per_pixel(core_map: Sequence[dict[str, Any]]) -> int:
+    """How many cores one pixel of the core map shows (1 up to :data:`MAX_CORE_PIXELS` cores)."""
+    n = sum(int(c.get("count", 1)) for c in core_map)
+    return max(1, math.ceil(n / MAX_CORE_PIXELS))
+
+
 def _core_grid(core_map: Sequence[dict[str, Any]], layers: list[str], capacity: int) -> np.ndarray:
     """RGBA image: one pixel per core, colour = layer, brightness = memory utilisation.
 
     Entries with ``count`` > 1 are runs of identical cores (the partitioner's compact form).
+    Past :data:`MAX_CORE_PIXELS` cores a pixel shows the first of each group of
+    :func:`cores_per_pixel` cores, so the picture's memory stays bounded (a model can need 10^8
+    SpiNNaker cores).
     """
     import matplotlib
 
     counts = np.array([int(c.get("count", 1)) for c in core_map], dtype=np.int64)
     n = int(counts.sum())
-    width = max(1, math.ceil(math.sqrt(n * 2)))
-    height = max(1, math.ceil(n / width))
+    step = cores_per_pixel(core_map)
+    pixels = math.ceil(n / step) if n else 0
+    width = max(1, math.ceil(math.sqrt(pixels * 2)))
+    height = max(1, math.ceil(pixels / width))
     img = np.ones((height * width, 4))
     cmap = matplotlib.colormaps["tab20"]
     index = {name: i for i, name in enumerate(layers)}
@@ -101,7 +116,10 @@ def _core_grid(core_map: Sequence[dict[str, Any]], layers: list[str], capacity: 
          for c in core_map]
     )  # fmt: skip
     shade = 1.0 - (1.0 - rgb) * (0.35 + 0.65 * util)[:, None]
-    img[:n, :3] = np.repeat(shade, counts, axis=0)
+    if pixels:
+        first_core = np.arange(pixels, dtype=np.int64) * step
+        run = np.searchsorted(np.cumsum(counts), first_core, side="right")
+        img[:pixels, :3] = shade[run]
     return img.reshape(height, width, 4)
 
 
@@ -118,7 +136,9 @@ def core_map(core_map: Sequence[dict[str, Any]], layers: list[str], capacity: in
         ax.set_xticks([])
         ax.set_yticks([])
         n = sum(int(c.get("count", 1)) for c in core_map)
-        ax.set_title(f"Core map: {n} cores (row-major; paler = less memory used)")
+        step = cores_per_pixel(core_map)
+        per = f"; 1 pixel = {step:,} cores" if step > 1 else ""
+        ax.set_title(f"Core map: {n:,} cores (row-major; paler = less memory used{per})")
         cmap = matplotlib.colormaps["tab20"]
         shown = layers[:20]
         handles = [Patch(color=cmap(i % 20), label=name) for i, name in enumerate(shown)]

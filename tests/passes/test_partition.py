@@ -235,3 +235,18 @@ def test_convolution_windows_overlap_so_neighbours_share_input_axons() -> None:
     p = Projection("x", "conv", "synaptic", synapses=8 * 1024 * 36, n_pre=4096, rf=36,
                    fan_out=72, conv=wide)  # fmt: skip
     assert axons(p, 32) == 640 and axons(p, 2) == 2 * 36  # k·rf stays the bound for few atoms
+
+
+def test_core_map_picture_of_a_huge_partition_stays_bounded() -> None:
+    from snncc.reports import figures as F
+
+    runs = [{"layer": "a", "count": 30_000_000, "memory_bytes": 10},
+            {"layer": "b", "count": 10_000_000, "memory_bytes": 10}]  # fmt: skip
+    step = F.cores_per_pixel(runs)
+    assert step == 160  # ceil(4e7 / 250,000)
+    img = F._core_grid(runs, ["a", "b"], 10).reshape(-1, 4)
+    assert len(img) <= 2 * F.MAX_CORE_PIXELS
+    # pixels 0 .. 187,499 show layer a (cores 0 .. 3e7 - 1), the next 62,500 layer b
+    assert np.allclose(img[0, :3], img[187_499, :3])
+    assert not np.allclose(img[187_499, :3], img[187_500, :3])
+    assert np.allclose(img[187_500, :3], img[249_999, :3])
