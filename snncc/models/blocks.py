@@ -22,6 +22,7 @@ keep the authors' module names; this module only holds what is the same across f
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -144,6 +145,16 @@ def param_counts(model: nn.Module) -> ParamCounts:
         if name not in dead:
             compute += p.numel()
     return ParamCounts(total=total, compute=compute)
+
+
+def keyword_defaults(cls: type) -> dict[str, Any]:
+    """The keyword-only constructor arguments of ``cls`` with their defaults: registering them
+    as config fields lets ``create(name, field=...)`` reach every knob."""
+    return {
+        k: p.default
+        for k, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
 
 
 def register_config(

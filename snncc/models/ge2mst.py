@@ -27,7 +27,6 @@ with surrogate gradients) and per-channel thresholds.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -38,6 +37,7 @@ from snncc.models.blocks import (
     ATTN_SCALE,
     TokenMeanClassifier,
     init_weights,
+    keyword_defaults,
     register_config,
 )
 from snncc.models.lsformer import local_attention
@@ -295,12 +295,7 @@ _CONFIGS: tuple[tuple[str, str, float | None, dict[str, Any]], ...] = (
             "scales": (2, 0), "heads_per_scale": (2, 2)}),
 )  # fmt: skip
 
-#: Every constructor argument is a config field, so ``create(name, field=...)`` reaches all knobs.
-_DEFAULTS = {
-    k: p.default
-    for k, p in inspect.signature(Ge2mST.__init__).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY
-}
+_DEFAULTS = keyword_defaults(Ge2mST)
 
 for _name, _desc, _published, _config in _CONFIGS:
     register_config("ge2mst", build, _name, _desc, _published, {**_DEFAULTS, **_config})

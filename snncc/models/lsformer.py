@@ -24,7 +24,6 @@ reference interpreter need no new op; it is numerically identical to global SSA 
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -36,6 +35,7 @@ from snncc.models.blocks import (
     ATTN_THRESHOLD,
     TokenMeanClassifier,
     init_weights,
+    keyword_defaults,
     lif,
     register_config,
 )
@@ -325,12 +325,7 @@ _CONFIGS: tuple[tuple[str, str, float | None, dict[str, Any]], ...] = (
             "dilations": (1, 2)}),
 )  # fmt: skip
 
-#: Every constructor argument is a config field, so ``create(name, field=...)`` reaches all knobs.
-_DEFAULTS = {
-    k: p.default
-    for k, p in inspect.signature(LSFormer.__init__).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY
-}
+_DEFAULTS = keyword_defaults(LSFormer)
 
 for _name, _desc, _published, _config in _CONFIGS:
     register_config("lsformer", build, _name, _desc, _published, {**_DEFAULTS, **_config})
