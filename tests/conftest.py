@@ -31,7 +31,10 @@ def runtime_python() -> str:
     except SnnccError as e:
         if _in_ci():
             pytest.fail(f"runtime environment missing in CI: {e}", pytrace=False)
-        pytest.skip(f"runtime environment missing: {SETUP_HINT}")
+        # Conditional, local only: a checkout without `.venv-runtime` (setup not run, or
+        # Python 3.10 absent) can still run the compile-side suite. Under CI=true the branch
+        # above fails instead, so CI never skips the Lava / PyNN checks.
+        pytest.skip(f"runtime environment missing ({e.message}): {SETUP_HINT}")
 
 
 @pytest.fixture(autouse=True)
