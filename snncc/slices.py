@@ -122,7 +122,7 @@ def check_granularity(loaded: Any, gran: tuple[Any, ...]) -> tuple[int, int, int
 
 def _trace(loaded: Any, key: str, gran: tuple[int, int, int]) -> _Traced:
     from snncc.loading import to_graph
-    from snncc.models.elastic import export_slice, slice_param_count
+    from snncc.models.elastic import export_slice, static_param_count
     from snncc.passes.manager import run_pipeline
     from snncc.passes.pipeline import FRONT_PIPELINE
     from snncc.reports.measure import measure_sops
@@ -133,8 +133,7 @@ def _trace(loaded: Any, key: str, gran: tuple[int, int, int]) -> _Traced:
         traced = to_graph(dataclasses.replace(loaded, module=module))
         sops = sum(r["sops"] for r in measure_sops(traced, None)["layers"])
         graph, _ = run_pipeline(traced, FRONT_PIPELINE)
-        params = slice_param_count(loaded.module, feature=feature, attention=attention, mlp=mlp)
-        _CACHE[(key, gran)] = _Traced(graph, int(params), float(sops))
+        _CACHE[(key, gran)] = _Traced(graph, static_param_count(module), float(sops))
     return _CACHE[(key, gran)]
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "export_slice",
     "sample_granularity",
     "slice_param_count",
+    "static_param_count",
 ]
 
 
@@ -106,7 +107,12 @@ def slice_param_count(
     affine weight and bias the static slice keeps (sliced rows/columns, the one BN of the
     chosen granularity), excluding modules the forward never calls (``norm``, ``norm1``,
     ``norm2``, ``pos_embed``). BN running statistics are buffers and are not counted."""
-    sliced = export_slice(model, level, feature=feature, attention=attention, mlp=mlp)
+    return static_param_count(export_slice(model, level, feature=feature, attention=attention,
+                                           mlp=mlp))  # fmt: skip
+
+
+def static_param_count(sliced: nn.Module) -> int:
+    """:func:`slice_param_count` of an already exported slice (no second export)."""
     return sum(_compute_parameters(sliced).values())
 
 
