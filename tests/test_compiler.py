@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from snncc.compile_cli import register_compile, register_slices
+from snncc.cli.compile_cmds import register_compile, register_slices
 from snncc.compiler import compile_model
 from snncc.diagnostics import SnnccError
 from snncc.reports.artifacts import sha256_file, tree_files

@@ -3,10 +3,10 @@
 - :mod:`snncc.analysis.sops`: ANN-equivalent FLOPs per layer and the SSA attention term;
 - :mod:`snncc.analysis.stats`: firing statistics from the reference interpreter;
 - :mod:`snncc.analysis.energy`: MAC/AC classification, totals and energy models with sources;
-- :mod:`snncc.analysis.cli_cmds`: the ``verify`` and ``energy`` subcommands (rich tables).
 
-The spike-driven verifier itself is a pass (:mod:`snncc.passes.verify_spike_driven`). Everything
-here except ``cli_cmds`` and ``render`` imports with numpy and networkx only.
+The spike-driven verifier itself is a pass (:mod:`snncc.passes.verify_spike_driven`); the
+``verify`` and ``energy`` subcommands live in :mod:`snncc.cli.analysis_cmds`. Everything here
+imports with numpy and networkx only.
 """
 
 from __future__ import annotations

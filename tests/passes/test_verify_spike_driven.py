@@ -12,7 +12,7 @@ import torch
 
 import snncc
 import snncc.models as M
-from snncc.analysis import cli_cmds
+from snncc.cli import analysis_cmds as cli_cmds
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph

@@ -1,45 +1,35 @@
 """The ``snncc compile`` and ``snncc slices`` subcommands (wiring and display, no compiler logic).
 
-``snncc/cli.py`` adds them with ``register_compile(subparsers)`` and
+:mod:`snncc.cli.main` adds them with ``register_compile(subparsers)`` and
 ``register_slices(subparsers)``; each sets ``func`` to a ``run_*(args) -> int`` returning the exit
 code: 0 success, 2 bad input (unknown model or target, bad budget, DIR not empty without
 ``--force``), 3 untraceable model, 4 does not fit the budget, 70 internal error.
 
-Progress goes to stderr (a rich status line per stage, and one line per finished stage), so
-``--json`` output on stdout stays machine-readable.
+Progress goes to stderr, and only when stderr is a terminal (a rich status line per stage, and
+one line per finished stage), so ``--json`` output on stdout stays machine-readable and logs hold
+results only. Errors are raised as :class:`SnnccError` and printed by :func:`snncc.cli.main.main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from snncc.cli import args as A
+from snncc.cli.console import console, err_console, progress_bar, progress_enabled
 from snncc.diagnostics import SnnccError
 
 TARGETS = ("loihi", "spinnaker")
 
 
-def _fail(e: SnnccError) -> int:
-    print(e.format(), file=sys.stderr)
-    return e.exit_code
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(file=sys.stderr if stderr else sys.stdout, soft_wrap=False)
-
-
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="checkpoint path or zoo name")
+    A.add_model_args(p)
     p.add_argument("--target", required=True, choices=TARGETS, help="hardware target")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.add_argument("--trust-pickle", action="store_true", help="allow pickled checkpoints")
     p.add_argument(
         "--conv-synapses",
         choices=("per-connection", "shared"),
@@ -67,10 +57,11 @@ def register_compile(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--eval", metavar="DATA", help="digits | gestures | FILE.npz (arrays x, y)")
     p.add_argument(
         "--core-memory",
-        type=int,
-        metavar="BYTES",
+        type=A.byte_size,
+        metavar="SIZE",
         default=None,
-        help="bytes of memory per core (Loihi 2's is not published; default 128 KiB)",
+        help="memory per core, in --budget's units (128KiB, 1MB, 131072); Loihi 2's is not "
+        "published, default 128 KiB",
     )
     p.set_defaults(func=run_compile)
     return p
@@ -82,15 +73,15 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None]]:
     if not enabled:
         yield lambda _s: None
         return
-    console = _console(stderr=True)
+    out = err_console()
     state: dict[str, Any] = {"name": None, "t0": 0.0}
 
     def finish() -> None:
         if state["name"] is not None:
             dt = time.perf_counter() - state["t0"]
-            console.print(f"[green]✓[/green] {state['name']} [dim]{dt:.2f}s[/dim]")
+            out.print(f"[green]✓[/green] {state['name']} [dim]{dt:.2f}s[/dim]")
 
-    with console.status("compiling") as status:
+    with out.status("compiling") as status:
 
         def step(name: str) -> None:
             finish()
@@ -110,24 +101,20 @@ def _summary(result: Any) -> None:
     table = Table(title=f"compiled → {result.out_dir}", show_header=False)
     for label, value in summary_rows(r):
         table.add_row(label, value)
-    _console().print(table)
+    console().print(table)
 
 
 def run_compile(args: argparse.Namespace) -> int:
     """Entry point of ``snncc compile``; returns the exit code."""
     from snncc.compiler import compile_model
 
-    try:
-        with _progress(not args.json) as progress:
-            result = compile_model(
-                args.model, target=args.target, budget=args.budget, out_dir=args.output,
-                force=args.force, slice=args.slice, eval=args.eval,
-                core_memory=args.core_memory, conv_synapses=args.conv_synapses,
-                trust_pickle=args.trust_pickle,
-                progress=progress,
-            )  # fmt: skip
-    except SnnccError as e:
-        return _fail(e)
+    with _progress(progress_enabled(args.json)) as progress:
+        result = compile_model(
+            args.model, target=args.target, budget=args.budget, out_dir=args.output,
+            force=args.force, slice=args.slice, eval=args.eval,
+            core_memory=args.core_memory, conv_synapses=args.conv_synapses,
+            **A.model_kwargs(args), progress=progress,
+        )  # fmt: skip
     if args.json:
         print(json.dumps(result.report, indent=2, ensure_ascii=False))
     else:
@@ -181,20 +168,18 @@ def _render_slices(rows: list[dict[str, Any]], title: str, budget: str | None) -
         if budget is not None:
             cells.append("[green]✓[/green]" if r.get("fits") else "[red]✗[/red]")
         table.add_row(*cells, style="bold" if r.get("fits") and budget else None)
-    _console().print(table)
+    console().print(table)
 
 
 @contextmanager
-def _slice_progress() -> Iterator[Callable[[int, int], None]]:
-    """A tqdm bar on stderr over the slices (tracing each takes about a second)."""
-    from tqdm import tqdm
-
+def _slice_progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over the slices (tracing each takes about a second); terminals only."""
     bar: Any = None
 
     def update(i: int, n: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=n, desc="tracing slices", unit="slice", file=sys.stderr, leave=False)
+            bar = progress_bar(n, "tracing slices", "slice", quiet=quiet)
         bar.n = i
         bar.refresh()
 
@@ -207,26 +192,23 @@ def _slice_progress() -> Iterator[Callable[[int, int], None]]:
 
 def run_slices(args: argparse.Namespace) -> int:
     """Entry point of ``snncc slices``; returns the exit code."""
-    try:
-        from snncc.budget import parse_budget
-        from snncc.core_fit import target_model
-        from snncc.loading import resolve_model
-        from snncc.slices import enumerate_slices
+    from snncc.budget import parse_budget
+    from snncc.core_fit import target_model
+    from snncc.loading import resolve_model
+    from snncc.slices import enumerate_slices
 
-        target_model(args.target, None, args.conv_synapses)  # bad options fail before tracing
-        budget = parse_budget(args.budget) if args.budget is not None else None
-        loaded = resolve_model(args.model, trust_pickle=args.trust_pickle)
-        if not hasattr(loaded.module, "granularities"):
-            raise SnnccError(
-                f"{args.model} is not an elastic model: it has one slice",
-                code="CO040",
-                hint="use an elastic-* model, or `snncc compile` directly",
-            )
-        with _slice_progress() as progress:
-            infos = enumerate_slices(loaded, args.target, budget, progress=progress,
-                                     conv_synapses=args.conv_synapses)  # fmt: skip
-    except SnnccError as e:
-        return _fail(e)
+    target_model(args.target, None, args.conv_synapses)  # bad options fail before tracing
+    budget = parse_budget(args.budget) if args.budget is not None else None
+    loaded = resolve_model(args.model, **A.model_kwargs(args))
+    if not hasattr(loaded.module, "granularities"):
+        raise SnnccError(
+            f"{args.model} is not an elastic model: it has one slice",
+            code="CO040",
+            hint="use an elastic-* model, or `snncc compile` directly",
+        )
+    with _slice_progress(args.json) as progress:
+        infos = enumerate_slices(loaded, args.target, budget, progress=progress,
+                                 conv_synapses=args.conv_synapses)  # fmt: skip
     rows = slice_rows(infos)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
