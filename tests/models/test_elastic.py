@@ -124,6 +124,146 @@ def test_generators_reproduce_the_authors_tables() -> None:
     assert E.conv_channels(320, lower_limit=4) == [40, 80, 160, 320]
 
 
+#: The authors' tables (seed-models.md §3.2), as ``(generator, args, table)``.
+AUTHORS_TABLES: list[tuple[str, tuple[Any, ...], list[int]]] = [
+    ("mlp_widths", (256,), [32, 64, 128, 256]),
+    ("mlp_widths", (512,), [32, 96, 192, 512]),
+    ("mlp_widths", (768,), [64, 128, 320, 768]),
+    ("mlp_widths", (1024,), [64, 160, 416, 1024]),
+    ("mlp_widths", (1536,), [96, 256, 608, 1536]),
+    ("head_counts", (16, 4, 2), [2, 4, 8, 16]),
+    ("head_counts", (16, 4, 4), [4, 6, 10, 16]),
+    ("head_counts", (32, 4, 4), [4, 8, 16, 32]),
+    ("head_counts", (32, 4, 8), [8, 12, 20, 32]),
+    ("head_counts", (12, 4, 4, "base10"), [4, 5, 8, 12]),
+    ("conv_channels", (64, 4, 4), [8, 16, 32, 64]),
+    ("conv_channels", (256, 4, 4), [32, 64, 128, 256]),
+    ("conv_channels", (320, 4, 4), [40, 80, 160, 320]),
+]
+
+
+def _authors_mlp_widths(hidden: int, n: int = 4) -> list[int]:
+    """The authors' float code (``XiMLP._generate_granularities``), kept here only to show that
+    the perturbation below really changes what a float-decided generator returns."""
+    lo = max(32, hidden // (2**n))
+    grid = np.logspace(np.log2(lo), np.log2(hidden), num=n, base=2.0)
+    widths = [int(np.round(g / 32) * 32) for g in grid]
+    widths[-1] = hidden
+    return sorted(set(widths))
+
+
+@pytest.mark.parametrize("direction", [-np.inf, np.inf])
+def test_generators_do_not_depend_on_the_last_bit(
+    monkeypatch: pytest.MonkeyPatch, direction: float
+) -> None:
+    """Issue 9: on AVX-512 CPUs numpy's logspace returns 47.99999999999999 for the first level
+    of ``mlp_widths(768)`` and the authors' code then starts the table at 32. Here every float
+    step a generator could take (numpy's logspace / log2 / log10 / exp2 / power, the math
+    module's logs and powers) is forced one ulp low, then one ulp high, on *any* CPU, and the
+    tables must not move. The authors' float formula is run under the same patch to prove the
+    patch bites: one ulp low, it gives 32 for 768 (the AVX-512 table)."""
+
+    def off(fn: Any) -> Any:
+        def patched(*args: Any, **kwargs: Any) -> Any:
+            dtype = kwargs.pop("dtype", None)
+            out = np.nextafter(np.asarray(fn(*args, **kwargs), dtype=np.float64), direction)
+            return out.astype(dtype) if dtype is not None else out
+
+        return patched
+
+    for name in ("logspace", "log2", "log10", "exp2", "power", "float_power"):
+        monkeypatch.setattr(np, name, off(getattr(np, name)))
+    import math
+
+    for name in ("log", "log2", "log10", "pow", "exp"):
+        fn = getattr(math, name)
+        monkeypatch.setattr(math, name, lambda *a, _f=fn: math.nextafter(_f(*a), direction))
+    authors = _authors_mlp_widths(768)
+    assert authors[0] == (32 if direction < 0 else 64)  # the float path is perturbed
+    for generator, args, table in AUTHORS_TABLES:
+        assert getattr(E, generator)(*args) == table, (generator, args)
+
+
+def _oracle_grid(lo: int, hi: int, n: int) -> list[Any]:
+    """The logspace grid at 60 significant digits, values within 1e-45 of an integer or half
+    snapped to it (exact ties: the integer generator must decide those by the rule too)."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 60
+        d = n - 1
+        out = []
+        for i in range(n):
+            v = (Decimal(lo).ln() * (d - i) / d + Decimal(hi).ln() * i / d).exp()
+            half = (v * 2).to_integral_value()
+            out.append(half / 2 if abs(v * 2 - half) < Decimal("1e-45") else v)
+        return out
+
+
+def _oracle_round(v: Any, q: int) -> int:
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    return int((v / q).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)) * q
+
+
+def _oracle_floor(v: Any) -> int:
+    from decimal import ROUND_FLOOR, Decimal
+
+    return int(v.quantize(Decimal(1), rounding=ROUND_FLOOR))
+
+
+def test_generators_match_an_exact_oracle_for_many_widths() -> None:
+    """The integer generators against the real-number rule computed independently in 60-digit
+    decimals (round half to even to a multiple of 32 / 4; floor for heads), for every MLP and
+    conv width up to 1100 (400 for n = 3 and 5) and every head count up to 128, n = 3, 4 and 5,
+    exact ties included (e.g. ``conv_channels(4064, 6)``: ``g_1 = 254``, ``254 / 4 = 63.5 ->
+    64``, where numpy's float grid gives 252). Away from ties this is also what numpy computes
+    (checked when the rewrite was made, for widths up to 4096 and n = 2..6)."""
+    for n in (3, 4, 5):
+        for h in range(1, 1101 if n == 4 else 401):
+            want = [_oracle_round(v, 32) for v in _oracle_grid(max(32, h // 2**n), h, n)]
+            want[-1] = h
+            assert E.mlp_widths(h, n) == sorted(set(want)), (h, n)
+            for limit in (4, 16):
+                grid = _oracle_grid(max(limit, h // 2 ** (n - 1)), h, n)
+                want = [_oracle_round(v, 4) for v in grid]
+                want[-1] = h
+                assert E.conv_channels(h, n, limit) == sorted(set(want)), (h, n, limit)
+        for h in range(1, 129):
+            for limit in (1, 2, 4, 8):
+                for base, rule in ((2, "base2"), (10, "base10")):
+                    grid = _oracle_grid(max(limit, h // base ** (n - 1)), h, n)
+                    want = [_oracle_floor(v) for v in grid]
+                    want[-1] = h
+                    assert E.head_counts(h, n, limit, rule) == want, (h, n, limit, rule)
+    assert E.conv_channels(4064, 6) == [128, 256, 508, 1016, 2032, 4064]
+
+
+def test_integer_root_is_exact() -> None:
+    """``_floor_root`` against ``math.isqrt`` and brute force, at and around exact powers."""
+    import math
+
+    for x in range(0, 5000):
+        assert E._floor_root(x, 2) == math.isqrt(x)
+        r = E._floor_root(x, 3)
+        assert r**3 <= x < (r + 1) ** 3
+    for d in (1, 2, 3, 4, 5, 7):
+        for base in (2, 3, 10, 48, 10**6, 2**60 + 1):
+            p = base**d
+            assert E._floor_root(p, d) == base
+            assert E._floor_root(p - 1, d) == base - 1
+            assert E._floor_root(p + 1, d) == (base + 1 if d == 1 else base)
+
+
+def test_generators_refuse_a_zero_lower_end() -> None:
+    """A lower limit of 0 made the authors' grid start at ``log(0) = -inf`` (NaN levels)."""
+    with pytest.raises(SnnccError) as err:
+        E.head_counts(4, 4, lower_limit=0)
+    assert err.value.code == "E014"
+    with pytest.raises(SnnccError):
+        E.conv_channels(4, 4, lower_limit=0)
+
+
 @pytest.mark.parametrize(
     ("name", "want"),
     [
