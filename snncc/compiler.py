@@ -31,7 +31,7 @@ from typing import Any
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext, PassFn, run_pipeline
-from snncc.reports.artifacts import check_target
+from snncc.reports.artifacts import check_output_dir
 from snncc.reports.measure import calibration_feeds, eval_data, measure_sops, reference_layout
 from snncc.reports.output import versions, write_artifacts
 from snncc.reports.render import fmt_bytes
@@ -211,8 +211,9 @@ def compile_model(
 ) -> CompileResult:
     """Compile ``ref`` for ``target`` under ``budget`` into ``out_dir`` (see module docstring).
 
-    Raises :class:`SnnccError`: exit 2 bad input (unknown target, bad budget, DIR not empty
-    without ``force``), 3 untraceable model, 4 does not fit. On any error ``out_dir`` is
+    Raises :class:`SnnccError`: exit 2 bad input (unknown target, bad budget, an output DIR
+    refused by :func:`~snncc.reports.artifacts.check_output_dir`, an OS error while writing),
+    3 untraceable model, 4 does not fit. On any error ``out_dir`` is
     untouched and no temporary directory remains.
     """
     from snncc.budget import parse_budget
@@ -220,7 +221,8 @@ def compile_model(
     if target not in TARGETS:
         raise _bad(f"unknown target {target!r}", hint=f"use one of: {', '.join(TARGETS)}")
     out_dir = Path(out_dir)
-    check_target(out_dir, force=force)
+    input_paths = _input_paths(ref, eval)
+    check_output_dir(out_dir, force=force, inputs=input_paths)  # before the minute of work
     budget_obj = parse_budget(budget) if isinstance(budget, str) else budget
     st = _Stages(progress)
     from snncc.core_fit import target_model
@@ -254,7 +256,8 @@ def compile_model(
     st.start("write artifacts")
     report = build_report(facts)
     timings = timings_json(ctx.records, dict(st.seconds))
-    manifest = write_artifacts(out_dir, force, graph, report, timings, _inputs(ref, eval, loaded))
+    manifest = write_artifacts(out_dir, force, graph, report, timings, _inputs(ref, eval, loaded),
+                               input_paths=input_paths)  # fmt: skip
     st.stop()
     timings["stages"] = dict(st.seconds)
     timings["total_seconds"] = sum(st.seconds.values())
@@ -320,6 +323,14 @@ def _facts(
         spike_driven=spike_driven,
         notes=notes,
     )
+
+
+def _input_paths(ref: str, eval_spec: str | None) -> list[Path]:
+    """The paths the compile reads (a checkpoint, an ``--eval`` file), which no output may hold.
+
+    A zoo name or ``digits`` that is not also an existing path is not a file to protect.
+    """
+    return [Path(p) for p in (ref, eval_spec) if p is not None and Path(p).exists()]
 
 
 def _inputs(ref: str, eval_spec: str | None, loaded: Any) -> dict[str, Any]:

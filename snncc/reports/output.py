@@ -19,16 +19,24 @@ Backends (Lava, SpiNNaker) add their generated programs to this layout in later 
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from snncc.ir.graph import Graph
 from snncc.ir.serialize import save
 from snncc.reports import figures as F
-from snncc.reports.artifacts import atomic_directory, canonical_json, tree_hashes, write_bytes
+from snncc.reports.artifacts import (
+    MANIFEST_FORMAT,
+    atomic_directory,
+    canonical_json,
+    tree_hashes,
+    write_bytes,
+)
 from snncc.reports.render import render_html, render_markdown
 
-MANIFEST_FORMAT = "snncc-artifacts"
+#: ``MANIFEST_FORMAT`` ("snncc-artifacts") lives in :mod:`snncc.reports.artifacts`, whose
+#: ``--force`` rule recognises a previous output by it; it is re-exported here.
 MANIFEST_VERSION = 1
 #: Files whose bytes legitimately differ between two runs of the same inputs.
 NON_DETERMINISTIC = ("timings.json",)
@@ -96,10 +104,18 @@ def write_artifacts(
     report: dict[str, Any],
     timings: dict[str, Any],
     inputs: dict[str, Any],
+    *,
+    input_paths: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Write the whole directory atomically; returns the manifest."""
+    """Write the whole directory atomically; returns the manifest.
+
+    ``input_paths`` are the files the command read (checkpoint, ``--eval`` file): the output
+    rules of :func:`~snncc.reports.artifacts.atomic_directory` refuse an ``out_dir`` holding one,
+    so ``--force`` can never delete the model it compiled. Refusals and OS errors while writing
+    are :class:`~snncc.diagnostics.SnnccError` with exit 2; ``out_dir`` is then untouched.
+    """
     figs = render_figures(report)
-    with atomic_directory(out_dir, force=force) as tmp:
+    with atomic_directory(out_dir, force=force, inputs=input_paths) as tmp:
         save(graph, tmp / "ir")
         for stem, svg in figs.items():
             write_bytes(tmp, f"figures/{stem}.svg", svg.encode())
