@@ -8,7 +8,6 @@ through module-scoped fixtures to keep the file fast.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from snncc.cli.compile_cmds import register_compile, register_slices
+from snncc.cli import main
 from snncc.compiler import compile_model
 from snncc.diagnostics import SnnccError
 from snncc.reports.artifacts import sha256_file, tree_files
@@ -29,13 +28,8 @@ BIG = "1GiB"  # spikingformer-tiny needs ~196 MiB on SpiNNaker (AND-expanded att
 
 
 def cli(*argv: str) -> int:
-    """Parse ``argv`` with the real subparsers and run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="snncc")
-    sub = parser.add_subparsers()
-    register_compile(sub)
-    register_slices(sub)
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """Run ``snncc ARGV`` through the real CLI (:func:`snncc.cli.main`); returns the exit code."""
+    return main(list(argv))
 
 
 def siblings(out: Path) -> list[str]:
@@ -136,6 +130,7 @@ def test_force_replaces_directory(tmp_path: Path) -> None:
     out = tmp_path / "dir"
     out.mkdir()
     (out / "keep.txt").write_text("old result")
+    (out / "manifest.json").write_text('{"format": "snncc-artifacts"}')  # a previous build
     rc = cli("compile", MODEL, "--target", "spinnaker", "--budget", BIG, "-o", str(out), "--force")
     assert rc == 0
     assert not (out / "keep.txt").exists()
@@ -175,9 +170,10 @@ def test_failure_while_writing_leaves_nothing_behind(
     old = tmp_path / "old"
     old.mkdir()
     (old / "keep.txt").write_text("old result")
+    (old / "manifest.json").write_text('{"format": "snncc-artifacts"}')  # a previous build
     with pytest.raises(SnnccError, match="renderer failed"):
         compile_model(MODEL, target="loihi", budget=BIG, out_dir=old, force=True)
-    assert tree_files(old) == ["keep.txt"] and siblings(old) == []
+    assert tree_files(old) == ["keep.txt", "manifest.json"] and siblings(old) == []
 
 
 def test_bad_model_and_bad_slice_leave_no_directory(tmp_path: Path) -> None:
