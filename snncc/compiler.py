@@ -159,14 +159,18 @@ class _Stages:
 
 
 def _resolve(
-    ref: str, target: str, budget: Any, slice_: Any, trust_pickle: bool, core_memory: int | None,
+    ref: str, target: str, budget: Any, slice_: Any, load: dict[str, Any], core_memory: int | None,
     conv_synapses: str, st: _Stages,
 ):  # fmt: skip
-    """Load the model, pick and export the slice of an elastic one; (loaded, granularity)."""
+    """Load the model, pick and export the slice of an elastic one; (loaded, granularity).
+
+    ``load`` holds :func:`~snncc.loading.resolve_model`'s options (``trust_pickle``,
+    ``input_shape``, ``timesteps``).
+    """
     from snncc.loading import resolve_model
 
     st.start("resolve model")
-    loaded = resolve_model(ref, trust_pickle=trust_pickle)
+    loaded = resolve_model(ref, **load)
     explicit = parse_slice(slice_)
     if not hasattr(loaded.module, "granularities"):
         if explicit is not None:
@@ -207,6 +211,8 @@ def compile_model(
     core_memory: int | None = None,
     conv_synapses: str = "per-connection",
     trust_pickle: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+    timesteps: int | None = None,
     progress: Progress | None = None,
 ) -> CompileResult:
     """Compile ``ref`` for ``target`` under ``budget`` into ``out_dir`` (see module docstring).
@@ -228,8 +234,8 @@ def compile_model(
     from snncc.core_fit import target_model
 
     target_model(target, core_memory, conv_synapses)  # refuses bad options before any work
-    loaded, gran = _resolve(ref, target, budget_obj, slice, trust_pickle, core_memory,
-                            conv_synapses, st)  # fmt: skip
+    load = {"trust_pickle": trust_pickle, "input_shape": input_shape, "timesteps": timesteps}
+    loaded, gran = _resolve(ref, target, budget_obj, slice, load, core_memory, conv_synapses, st)
     st.start("trace")
     from snncc.loading import to_graph
 
