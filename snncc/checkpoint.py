@@ -19,8 +19,17 @@ line names the file, says what is wrong and how to fix it. Reading the bytes saf
 :mod:`snncc.checkpoint_io`, ``.pt2`` programs in :mod:`snncc.frontend.exported`. Codes: E020 no
 such file, E021 not a checkpoint, E022 truncated or corrupt, E023 refused pickle, E024 weights
 do not match the architecture, E025 written by a newer snncc, E026 invalid field, E027 unreadable
-pickled class, E028 input shape or timesteps unknown, E031 shape does not fit a ``.pt2``
-program, E010/E011 unknown architecture / config field.
+pickled class, E028 input shape or timesteps unknown, E030 recorded timesteps contradict the
+config or the model, E031 recorded input shape contradicts the config (or does not fit a ``.pt2``
+program), E032 NaN or Inf in a tensor, E010/E011/E015 unknown architecture / unknown config field
+/ invalid config value.
+
+Why the file is checked this far before anything runs: every field of a checkpoint is input. A
+NaN weight makes ``energy`` print NaN energies and ``compile`` quantize to garbage without any
+error; a header ``timesteps`` that contradicts the config's ``T`` surfaces only at trace time as
+an "unsupported op" (exit 3, with advice to edit the model's source), and a negative width
+surfaces as a ``RuntimeError`` inside torch. Each is reported here, naming the field or tensor
+and both contradicting values, as bad input (exit 2).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import torch
 from torch import nn
 
 from snncc.checkpoint_io import _RESAVE_HINT, _error, _unsafe_global, read_file
+from snncc.data.files import check_finite
 from snncc.diagnostics import SnnccError
 from snncc.ir.serialize import atomic_write_bytes
 
@@ -159,11 +169,42 @@ def _document(obj: Any, path: Path) -> dict[str, Any]:
             "E025",
             "upgrade snncc",
         )
+    if "arch" not in obj:
+        raise _error(
+            path,
+            "the checkpoint records no `arch` (the zoo architecture to rebuild the model from)",
+            "E026",
+            _RESAVE_HINT,
+        )
     missing = [k for k in REQUIRED if k not in obj]
     if missing:
         raise _error(path, f"checkpoint lacks field(s) {missing}", "E026", _RESAVE_HINT)
     _check_fields(obj, path)
+    check_finite(_tensors(obj), path)
     return obj
+
+
+def _tensors(doc: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
+    """Every tensor in a checkpoint document: state-dict keys as they are, others by field path.
+
+    The state dict holds the weights and the buffers (BatchNorm running statistics too); a
+    tensor elsewhere (e.g. a metric curve in ``metrics``) is checked as well, since it is shown.
+    """
+    found = [(str(k), v) for k, v in doc["state_dict"].items()]
+    for key, value in doc.items():
+        if key != "state_dict":
+            found += _nested_tensors(value, str(key))
+    return found
+
+
+def _nested_tensors(obj: Any, name: str) -> list[tuple[str, torch.Tensor]]:
+    if isinstance(obj, torch.Tensor):
+        return [(name, obj)]
+    if isinstance(obj, dict):
+        return [t for k, v in obj.items() for t in _nested_tensors(v, f"{name}.{k}")]
+    if isinstance(obj, (list, tuple)):
+        return [t for i, v in enumerate(obj) for t in _nested_tensors(v, f"{name}[{i}]")]
+    return []
 
 
 def _check_fields(doc: dict[str, Any], path: Path) -> None:
@@ -219,18 +260,88 @@ def load_weights(module: nn.Module, state: dict[str, torch.Tensor], path: Path, 
         raise _error(path, f"weights do not match {arch}: {first}", "E024", hint) from None
 
 
-def _rebuild(doc: dict[str, Any], path: Path) -> LoadedModel:
-    """Build ``arch`` with ``config`` from the registry and load the weights strictly."""
+def _time_index(time_axis: int | None) -> int | None:
+    """Index of the time dimension in the per-sample ``input_shape`` (None: a static sample)."""
+    return None if time_axis is None else 0
+
+
+def _check_header(doc: dict[str, Any], path: Path, *, input_shape: bool, timesteps: bool) -> None:
+    """The recorded ``timesteps`` / ``input_shape`` must agree with the config (before building).
+
+    ``input_shape`` / ``timesteps`` say whether the caller overrides that header value
+    (``--input-shape`` / ``--timesteps``): an overridden value is checked where the override is
+    applied instead (:mod:`snncc.loading`), so the user can run a file whose header is wrong.
+    """
+    config, T, shape = doc["config"], doc["timesteps"], list(doc["input_shape"])
+    resave = "save the checkpoint again with snncc.save_checkpoint and consistent values"
+    if not timesteps and "T" in config and config["T"] != T:
+        raise _error(
+            path,
+            f"the checkpoint records timesteps={T} but its config has T={config['T']}",
+            "E030",
+            f"{resave} (or pass --timesteps to choose one)",
+        )
+    t = _time_index(doc.get("time_axis"))
+    if input_shape:
+        return
+    if not timesteps and t is not None and t < len(shape) and shape[t] != T:
+        raise _error(
+            path,
+            f"the checkpoint's input_shape {shape} has {shape[t]} steps on its time axis but "
+            f"it records timesteps={T}",
+            "E030",
+            resave,
+        )
+    c = 0 if t is None else t + 1
+    channels = config.get("in_channels")
+    if isinstance(channels, int) and c < len(shape) and shape[c] != channels:
+        fixed = shape[:c] + [channels] + shape[c + 1 :]
+        raise _error(
+            path,
+            f"the checkpoint's input_shape {shape} has {shape[c]} channels but its config has "
+            f"in_channels={channels}",
+            "E031",
+            f"{resave}, e.g. input_shape={tuple(fixed)} (or pass --input-shape)",
+        )
+
+
+def _rebuild(
+    doc: dict[str, Any],
+    path: Path,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    timesteps: int | None = None,
+) -> LoadedModel:
+    """Build ``arch`` with ``config`` from the registry and load the weights strictly.
+
+    The config is validated (field types and ranges, ``E015``) and the header checked against it
+    before anything is built, so a bad value never reaches a torch constructor.
+    """
     from snncc import models
+    from snncc.models.registry import validate_config
 
     arch = doc["arch"]
     try:
         models.spec(arch)
+        validate_config(arch, doc["config"])
+        _check_header(
+            doc, path, input_shape=input_shape is not None, timesteps=timesteps is not None
+        )
         module = models.create(arch, **doc["config"])
     except SnnccError as e:
+        if e.message.startswith(f"{path}: "):
+            raise
         raise _error(path, e.message, e.code, e.hint) from None
     except (TypeError, ValueError) as e:
         raise _error(path, f"config does not build {arch}: {e}", "E026") from None
+    T = getattr(module, "T", None)
+    if timesteps is None and isinstance(T, int) and T != doc["timesteps"]:
+        raise _error(
+            path,
+            f"the checkpoint records timesteps={doc['timesteps']} but its {arch} model runs T={T}",
+            "E030",
+            "save the checkpoint again with snncc.save_checkpoint and timesteps=model.T",
+        )
     load_weights(module, doc["state_dict"], path, arch)
     module.eval()
     return LoadedModel(
@@ -243,6 +354,17 @@ def _rebuild(doc: dict[str, Any], path: Path) -> LoadedModel:
         metrics=doc.get("metrics"),
         path=path,
     )
+
+
+def module_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """Parameters and buffers of ``module`` by name (non-persistent buffers included).
+
+    A pickled module carries state outside ``state_dict()`` too (non-persistent buffers), and
+    all of it feeds the forward pass, so all of it is checked for NaN / Inf.
+    """
+    named = dict(module.named_parameters())
+    named.update(dict(module.named_buffers()))
+    return list(named.items())
 
 
 def _from_module(
@@ -262,6 +384,10 @@ def _from_module(
             "E028",
             "pass --timesteps T",
         )
+    if isinstance(getattr(module, "T", None), int) and module.T != T:
+        # --timesteps overrides the module's own T; left alone, the module would repeat its input
+        # module.T times while the tracer expects T steps (an "unsupported op", exit 3).
+        module.T = T
     shape = input_shape if input_shape is not None else getattr(module, "input_shape", None)
     if shape is None:
         raise _error(
@@ -271,6 +397,7 @@ def _from_module(
             "pass --input-shape, e.g. --input-shape 3,32,32 (per sample, without the batch axis)",
         )
     axis = time_axis if time_axis is not None else getattr(module, "time_axis", None)
+    check_finite(module_tensors(module), path)
     module.eval()
     return LoadedModel(
         module=module,
@@ -283,6 +410,12 @@ def _from_module(
         path=path,
         source="pickle",
     )
+
+
+def _program_constants(ep: Any) -> list[tuple[str, torch.Tensor]]:
+    """A program's lifted tensor constants (non-persistent buffers, captured tensors)."""
+    constants = getattr(ep, "constants", None) or {}
+    return [(str(k), v) for k, v in constants.items() if isinstance(v, torch.Tensor)]
 
 
 def _from_program(
@@ -303,6 +436,8 @@ def _from_program(
     if program.meta is None:
         program_to_graph(program)  # raises FE020: not written by snncc, neurons are inlined
     meta = program.meta
+    ep = program.ep
+    check_finite([*ep.state_dict.items(), *_program_constants(ep)], path)
     shape = tuple(int(s) for s in meta["input_shape"])
     T = int(meta["timesteps"])
     wrong = []
@@ -345,7 +480,10 @@ def load_checkpoint(
     Checkpoints are read with ``torch.load(weights_only=True)`` and rebuilt from the registry.
     ``input_shape``/``timesteps``/``time_axis`` are used only for whole modules, which do not
     record them (a module's ``T``, ``input_shape`` and ``time_axis`` attributes are used when
-    present); a ``.pt2`` program records them and accepts only the same values.
+    present); a ``.pt2`` program records them and accepts only the same values. For a checkpoint
+    they only say that the caller overrides the recorded values (applied by
+    :func:`snncc.loading.resolve_model`), so a header value they replace is not held against
+    the file. Every tensor is checked for NaN / Inf (``E032``).
     """
     path = Path(path)
     if not path.exists():
@@ -358,7 +496,7 @@ def load_checkpoint(
         )
     obj = read_file(path, trust_pickle=trust_pickle)
     if not isinstance(obj, nn.Module):
-        return _rebuild(_document(obj, path), path)
+        return _rebuild(_document(obj, path), path, input_shape=input_shape, timesteps=timesteps)
     return _from_module(
         obj, path, input_shape=input_shape, timesteps=timesteps, time_axis=time_axis
     )

@@ -180,10 +180,13 @@ def check_forward(loaded: LoadedModel, x: torch.Tensor) -> None:
         where = f" at {stack[-1][0]} ({stack[-1][1]})" if stack else ""
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         shape = list(x.squeeze(1 if loaded.time_axis == 0 else 0).shape)
+        hint = "give the per-sample shape the model was built for (--input-shape)"
+        if loaded.source == "checkpoint":  # the shape may be the file's own: say how to mend it
+            hint += "; if the checkpoint records this shape, save it again with the right one"
         raise SnnccError(
             f"{_label(loaded)}: input shape {shape} does not fit the model{where}: {first}",
             code="E031",
-            hint="give the per-sample shape the model was built for (--input-shape)",
+            hint=hint,
         ) from None
     finally:
         for h in handles:

@@ -91,6 +91,11 @@ def _doc(tmp_path: Path, model: nn.Module) -> dict[str, Any]:
         (lambda d: d["state_dict"].pop(next(iter(d["state_dict"]))), "E024"),
         (lambda d: d.update(config={**d["config"], "embed_dims": 64}), "E024"),
         (lambda d: d.update(arch="spikeformer-huge"), "E010"),
+        (lambda d: d.pop("arch"), "E026"),
+        (lambda d: d.update(timesteps=8), "E030"),
+        (lambda d: d.update(input_shape=(2, 16, 16)), "E031"),
+        (lambda d: d.update(config={**d["config"], "num_heads": 3}), "E015"),
+        (lambda d: d["state_dict"][next(iter(d["state_dict"]))].fill_(float("nan")), "E032"),
     ],
 )
 def test_malformed_documents(

@@ -3,7 +3,10 @@
 Firing rates depend on the data, so the energy command needs real samples: the bundled digits,
 the synthetic gestures, or the user's ``.npz`` (an array ``x`` in the model's input layout,
 ``[n, *input_shape]``). Random inputs are allowed only when asked for, because random pixels
-give firing rates no deployed model will see.
+give firing rates no deployed model will see. A file is read by the same validating reader as
+``compile --eval`` (:func:`snncc.data.files.read_npz`): NaN, Inf or float32 overflow in ``x``
+would make every firing rate and energy figure NaN, so it is refused (``E033``) before any run;
+labels ``y``, when the file has them, must fit the model's readout.
 
 Layout: ``graph.meta["input_shape"]`` is one sample in the *model's* layout and
 ``graph.meta["time_axis"]`` says where time is in ``[B, …]`` (None: a static sample). The
@@ -41,6 +44,18 @@ def model_input_shape(g: Graph) -> tuple[int, ...]:
         return tuple(int(s) for s in g.meta["input_shape"])
     op = _single_input(g)
     return tuple(op.shape)
+
+
+def readout_width(g: Graph) -> int | None:
+    """The number of classes: the last dimension of the graph's single output (None if unclear).
+
+    Why from the graph: it is what the model actually produces, also for pickled modules and
+    ``.pt2`` programs that record no ``num_classes``; labels in a data file are checked against it.
+    """
+    if len(g.outputs) != 1:
+        return None
+    shape = tuple(g.type(g.outputs[0]).shape)
+    return int(shape[-1]) if shape else None
 
 
 def _check(x: np.ndarray, want: tuple[int, ...], what: str) -> np.ndarray:
@@ -90,13 +105,13 @@ def load_samples(
     if source in DATASETS:
         x = _check(_dataset(source, want, n, timesteps), want, source)
         return x, f"{source} test split ({len(x)} samples)"
-    try:
-        with np.load(source) as npz:
-            key = "x" if "x" in npz.files else npz.files[0]
-            x = np.asarray(npz[key], dtype=np.float32)
-    except (OSError, ValueError, IndexError) as e:
-        raise _bad(f"cannot read {source!r} as .npz ({e})", hint="an .npz with an array 'x'") from e
-    x = _check(x, want, source)[:n]
+    from snncc.data.files import read_npz
+
+    data = read_npz(
+        source, want=want, option="--data", code="EN001", require_labels=False,
+        num_classes=readout_width(g),
+    )  # fmt: skip
+    x = data.x[:n]
     return x, f"{source} ({len(x)} samples)"
 
 

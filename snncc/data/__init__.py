@@ -4,6 +4,9 @@
 * :func:`gestures` — synthetic event-camera gestures (event frames, ``[n, T, 2, s, s]``).
 
 Both return ``(x, y)`` numpy arrays (float32 inputs, int64 labels) and are deterministic.
+Users' own data files (``energy --data`` / ``compile --eval`` ``FILE.npz``) are read and validated
+by :func:`snncc.data.files.read_npz`; weights and data are checked for NaN / Inf by
+:func:`snncc.data.files.check_finite`.
 """
 
 from __future__ import annotations

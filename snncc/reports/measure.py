@@ -28,17 +28,6 @@ def _bad(message: str, hint: str | None = None) -> SnnccError:
     return SnnccError(message, code="CO030", hint=hint, exit_code=2)
 
 
-def _check(x: np.ndarray, y: np.ndarray, want: tuple[int, ...], what: str) -> None:
-    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
-        raise _bad(
-            f"--eval {what}: samples have shape {list(x.shape[1:])}, the model expects "
-            f"{list(want)}",
-            hint="pass data in the model's input layout, [n, *input_shape]",
-        )
-    if y.ndim != 1 or len(y) != len(x):
-        raise _bad(f"--eval {what}: y must be 1-D with one label per sample, got {y.shape}")
-
-
 def _dataset(name: str, want: tuple[int, ...], timesteps: int) -> tuple[np.ndarray, np.ndarray]:
     from snncc import data
 
@@ -51,28 +40,66 @@ def _dataset(name: str, want: tuple[int, ...], timesteps: int) -> tuple[np.ndarr
     return data.gestures(GESTURES_PER_CLASS, T=want[0], size=want[-1], split="test")
 
 
-def eval_data(spec: str, loaded: Any) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(x, y, description)`` for ``--eval spec``; shapes are checked against the model."""
+def num_classes(loaded: Any, g: Graph | None = None) -> int | None:
+    """The model's number of classes, for checking labels (None when it cannot be told).
+
+    The graph's readout width is authoritative (what the model produces); without a graph,
+    the config's ``num_classes`` or the module's ``num_classes`` attribute (zoo models have
+    both) stand in, so labels are checked even before tracing.
+    """
+    if g is not None:
+        from snncc.analysis.feeds import readout_width
+
+        width = readout_width(g)
+        if width is not None:
+            return width
+    for value in (
+        (getattr(loaded, "config", None) or {}).get("num_classes"),
+        getattr(getattr(loaded, "module", None), "num_classes", None),
+    ):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _read_file(spec: str, loaded: Any, g: Graph | None) -> Any:
+    """The validated ``--eval`` file (:func:`snncc.data.files.read_npz`, shared with energy)."""
+    from snncc.data.files import read_npz
+
+    return read_npz(
+        spec, want=tuple(int(s) for s in loaded.input_shape), option="--eval", code="CO030",
+        require_labels=True, num_classes=num_classes(loaded, g),
+    )  # fmt: skip
+
+
+def eval_data(spec: str, loaded: Any, g: Graph | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(x, y, description)`` for ``--eval spec``; shapes, values and labels are checked.
+
+    ``g`` (the traced graph), when given, supplies the readout width the labels must fit;
+    otherwise the recorded ``num_classes`` does (see :func:`num_classes`).
+    """
     want = tuple(int(s) for s in loaded.input_shape)
     if spec in ("digits", "gestures"):
         x, y = _dataset(spec, want, int(loaded.timesteps))
-        desc = f"{spec} test split"
-    else:
-        if not Path(spec).is_file():
-            raise _bad(f"--eval {spec!r}: no such file", hint="digits, gestures or FILE.npz")
-        try:
-            with np.load(spec, allow_pickle=False) as z:
-                if "x" not in z.files or "y" not in z.files:
-                    raise _bad(f"--eval {spec}: needs arrays 'x' and 'y', has {z.files}")
-                x, y = np.asarray(z["x"], dtype=np.float32), np.asarray(z["y"])
-        except (OSError, ValueError) as e:
-            raise _bad(f"--eval {spec}: cannot read as .npz ({e})") from e
-        desc = Path(spec).name
-    _check(x, y, want, spec)
-    return x, y, f"{desc} ({len(y)} samples)"
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+            raise _bad(
+                f"--eval {spec}: samples have shape {list(x.shape[1:])}, the model expects "
+                f"{list(want)}",
+                hint="pass data in the model's input layout, [n, *input_shape]",
+            )
+        classes = num_classes(loaded, g)
+        if classes is not None and int(y.max()) >= classes:
+            raise _bad(
+                f"--eval {spec}: the dataset has {int(y.max()) + 1} classes but the model "
+                f"{classes}",
+                hint="evaluate on the data the model was trained for",
+            )
+        return x, y, f"{spec} test split ({len(y)} samples)"
+    data = _read_file(spec, loaded, g)
+    return data.x, data.y, f"{Path(spec).name} ({len(data.y)} samples)"
 
 
-def _train_samples(spec: str, want: tuple[int, ...]) -> np.ndarray:
+def _train_samples(spec: str, want: tuple[int, ...], loaded: Any, g: Graph) -> np.ndarray:
     """Calibration inputs: the *train* split of a bundled dataset, else the file's first rows."""
     from snncc import data
 
@@ -81,8 +108,7 @@ def _train_samples(spec: str, want: tuple[int, ...]) -> np.ndarray:
     if spec == "gestures":
         per_class = max(1, CALIBRATION_SAMPLES // len(data.GESTURE_CLASSES))
         return data.gestures(per_class, T=want[0], size=want[-1], split="train")[0]
-    with np.load(spec, allow_pickle=False) as z:
-        return np.asarray(z["x"][:CALIBRATION_SAMPLES], dtype=np.float32)
+    return _read_file(spec, loaded, g).x[:CALIBRATION_SAMPLES]
 
 
 def reference_layout(g: Graph, x: np.ndarray) -> np.ndarray:
@@ -98,8 +124,9 @@ def calibration_feeds(spec: str, loaded: Any, g: Graph) -> dict[str, np.ndarray]
     Why the train split: calibrating on the samples the accuracy is measured on would flatter
     the quantized accuracy. A user file has no split, so its first rows are used (noted).
     """
-    eval_data(spec, loaded)  # validates the spec and shapes first, with the same messages
-    x = _train_samples(spec, tuple(int(s) for s in loaded.input_shape))
+    if spec in ("digits", "gestures"):
+        eval_data(spec, loaded, g)  # validates the spec and shapes first, with the same messages
+    x = _train_samples(spec, tuple(int(s) for s in loaded.input_shape), loaded, g)
     return {g.inputs[0]: reference_layout(g, x)}
 
 
