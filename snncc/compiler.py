@@ -245,7 +245,7 @@ def compile_model(
     data = None
     if eval is not None:
         st.start("load eval data")
-        data = eval_data(eval, loaded)
+        data = eval_data(eval, loaded, traced)
         cfg["calibration"] = calibration_feeds(eval, loaded, traced)
     graph, ctx, plan = _pipeline(traced, cfg, st)
     if not fits_budget(plan, budget_obj):

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import importlib
 
-from snncc.models.registry import ModelSpec, create, names, register, spec
+from snncc.models.registry import (
+    ConfigError,
+    ModelSpec,
+    create,
+    names,
+    register,
+    spec,
+    validate_config,
+)
 
 # Each family module registers its configurations when imported. A family file that does not exist
 # yet is simply absent from the registry (families land one by one).
@@ -18,4 +26,12 @@ for _family in ("spikingformer", "spikformer", "sdt", "elastic", "lsformer", "ge
         if _e.name != f"snncc.models.{_family}":
             raise
 
-__all__ = ["ModelSpec", "create", "names", "register", "spec"]
+__all__ = [
+    "ConfigError",
+    "ModelSpec",
+    "create",
+    "names",
+    "register",
+    "spec",
+    "validate_config",
+]
