@@ -488,8 +488,10 @@ def load_checkpoint(
     path = Path(path)
     if not path.exists():
         raise _error(path, "no such file", "E020", "check the path")
-    if not path.is_file():
+    if path.is_dir():
         raise _error(path, "is a directory, not a checkpoint file", "E021")
+    if not path.is_file():
+        raise _error(path, "is not a regular file (a device, pipe or socket)", "E021")
     if path.suffix == ".pt2":
         return _from_program(
             path, trust_pickle=trust_pickle, input_shape=input_shape, timesteps=timesteps

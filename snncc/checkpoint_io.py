@@ -41,8 +41,11 @@ def _sniff(path: Path) -> tuple[str | None, str | None]:
     Done before ``torch.load`` because its errors for foreign files are cryptic (``KeyError: 101``
     for a text file) and because a truncated zip must be told apart from a foreign one.
     """
-    with path.open("rb") as f:
-        head = f.read(512)
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError as e:  # e.g. EIO from a pseudo file: a read error carries no file name
+        raise OSError(e.errno, e.strerror, str(path)) from None
     if not head:
         return "empty file (0 bytes), not a checkpoint", "E022"
     if head.startswith(b"\x93NUMPY"):

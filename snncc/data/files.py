@@ -151,8 +151,10 @@ def _open(r: _Reader) -> dict[str, np.ndarray]:
     """Every array of the archive, read now (a truncated member fails here, named)."""
     if not r.path.exists():
         raise r.bad("no such file", hint="digits, gestures or FILE.npz")
-    if not r.path.is_file():
+    if r.path.is_dir():
         raise r.bad("is a directory, not an .npz file", hint=_NPZ_HINT)
+    if not r.path.is_file():
+        raise r.bad("is not a regular file (a device, pipe or socket)", hint=_NPZ_HINT)
     try:
         problem = _sniff(r.path)
     except OSError as e:
