@@ -13,6 +13,7 @@ adjacent; ``infer_types`` runs after both because they change which values are s
 
 from __future__ import annotations
 
+from snncc.backends.lower.passes import balance_latency, lower
 from snncc.passes.canonicalize import canonicalize
 from snncc.passes.fold_bn import fold_bn
 from snncc.passes.infer_types import infer_types
@@ -31,12 +32,13 @@ FRONT_PIPELINE: list[PassFn] = [
 ]
 
 #: What ``snncc compile`` runs on a traced graph. Slice selection happens before tracing (each
-#: elastic slice is its own static network, ``snncc.slices``); ``lower`` and
-#: ``balance_latency`` come with the backend emitters.
+#: elastic slice is its own static network, ``snncc.slices``). ``lower`` and
+#: ``balance_latency`` build the target program the emitters write (snncc.backends.lower);
+#: they only annotate the graph, so ``partition`` sees the quantized graph.
 COMPILE_PIPELINE: list[PassFn] = [
     *FRONT_PIPELINE,
     quantize,  # needs ctx.config["target"]
-    # lower,                (backend issues; needs the target)
-    # balance_latency,      (backend issues)
+    lower,  # needs the target; leaves ctx.config["program_spec"] (None if not lowerable)
+    balance_latency,  # depths and delays of that spec
     partition,  # needs ctx.config["target"]; leaves ctx.config["partition_plan"]
 ]
