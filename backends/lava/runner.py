@@ -1,0 +1,52 @@
+"""Compile side of running a program spec on Lava: one runtime job per batch of samples.
+
+``snncc run`` (and the parity tests) call :func:`run_on_lava` with a balanced spec and the host
+inputs from :func:`snncc.backends.lower.host.encode`; it ships the spec's arrays and document to
+:mod:`snncc.backends.lava.runtime.program` through :func:`snncc.runtime_bridge.run_in_runtime`
+(files only: the Lava side runs Python 3.10) and returns the spikes per population. Imports numpy
+and the snncc core only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from snncc.backends.lower.spec import ProgramSpec
+from snncc.runtime_bridge import run_in_runtime
+
+PROGRAM_MODULE = "snncc.backends.lava.runtime.program"
+HOST_PREFIX = "host:"  # snncc.backends.lava.runtime.program.HOST_PREFIX (that module imports Lava)
+
+
+@dataclass
+class LavaRun:
+    """What a Lava run gave: per population ``spikes`` ``[T, B, *shape]`` (uint8, aligned with
+    the samples' steps), ``counts`` ``[B, *shape]`` (int64), and the job's ``info``."""
+
+    spikes: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+    info: dict[str, Any]
+
+
+def run_on_lava(
+    spec: ProgramSpec, host: dict[str, np.ndarray], batch: int, timeout: float = 600
+) -> LavaRun:
+    """Run ``batch`` samples of ``spec`` in the runtime environment under Lava ``fixed_pt``.
+
+    Requires: a balanced spec; ``host[pop]`` ``[T, batch, size]`` integers per host input.
+    Ensures:  spikes as the numpy executor's :func:`~snncc.backends.lower.simulate.windows`
+              lays them out; raises ``SnnccError`` ``RT00x`` when the job fails.
+    """
+    doc, arrays = spec.to_payload()
+    inputs = dict(arrays)
+    for pop, a in host.items():
+        inputs[HOST_PREFIX + pop] = np.asarray(a, np.int64)
+    outputs, info = run_in_runtime(PROGRAM_MODULE, inputs, {"spec": doc, "batch": batch}, timeout)
+    spikes, counts = {}, {}
+    for i, p in enumerate(spec.populations):
+        spikes[p.name] = outputs[f"s{i}"].reshape((spec.timesteps, batch) + p.shape)
+        counts[p.name] = outputs[f"n{i}"].reshape((batch,) + p.shape)
+    return LavaRun(spikes, counts, info)

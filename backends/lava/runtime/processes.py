@@ -1,0 +1,106 @@
+"""The custom Lava process snncc emits for ``conv`` and ``product`` connections.
+
+``SpecSynapse`` is one connection of a program spec (:mod:`snncc.backends.lower.spec`): it reads
+the spikes of up to :data:`MAX_OPERANDS` populations and sends the target population's ``a_in``.
+Its ``fixed_pt`` model computes exactly :func:`snncc.backends.lower.kernels.connection_output`,
+the arithmetic the numpy executor checks against the reference, with Lava's timing: like
+``Dense`` it sends the value it computed on the previous step, so a hop costs one step, and each
+operand waits its ``delay`` steps in a delay line first (``DelayDense`` semantics).
+
+Why a custom process and not Lava's ``Conv``: ``PyConvModelFixed`` loops in Python over
+``groups x C_out x C_in`` calls of ``scipy.signal.convolve2d`` per step (hardware-semantics §3),
+which dominates a step for the patch embedding; this model does the same integer convolution
+(true convolution with the Lava-layout kernel, 24-bit wrap) as one im2col product, and folds the
+re-indexing before and after it into gathers. ``product`` connections (attention's ``Q·Kᵀ·V``)
+have no Lava process at all: they are exact integer arithmetic on spikes, not neurocore-native,
+and this model has no Loihi 2 (``NcProcessModel``) counterpart.
+
+Imports Lava: only the runtime environment (Python 3.10, lava-nc 0.10.0) loads this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from snncc.backends.lower.kernels import connection_output
+from snncc.backends.lower.spec import Connection
+
+#: Most populations one connection reads (a spike product reads Q, K and V).
+MAX_OPERANDS = 4
+
+
+class SpecSynapse(AbstractProcess):
+    """One ``conv`` or ``product`` connection of an snncc program spec.
+
+    Ports: ``s_in0 … s_in{k-1}`` read the operands' source populations (flat ``s_out``),
+    ``a_out`` drives the target population's ``a_in`` (flat). Unused ``s_in`` ports stay
+    unconnected.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection: Connection,
+        source_sizes: list[int],
+        target_size: int,
+        name: str | None = None,
+    ) -> None:
+        n = len(source_sizes)
+        if not 1 <= n <= MAX_OPERANDS:
+            raise ValueError(f"{connection.name}: {n} operands, at most {MAX_OPERANDS}")
+        sizes = [int(s) for s in source_sizes] + [1] * (MAX_OPERANDS - n)
+        super().__init__(connection=connection, sizes=sizes, target_size=target_size, name=name)
+        self.s_in0 = InPort(shape=(sizes[0],))
+        self.s_in1 = InPort(shape=(sizes[1],))
+        self.s_in2 = InPort(shape=(sizes[2],))
+        self.s_in3 = InPort(shape=(sizes[3],))
+        self.a_out = OutPort(shape=(target_size,))
+
+    def operand_port(self, k: int) -> InPort:
+        """The input port of operand ``k``."""
+        return (self.s_in0, self.s_in1, self.s_in2, self.s_in3)[k]
+
+
+@implements(proc=SpecSynapse, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpecSynapseModelFixed(PyLoihiProcessModel):
+    """Bit-exact integer model of :class:`SpecSynapse` (see the module docstring)."""
+
+    s_in0: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_in1: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_in2: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_in3: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+    def __init__(self, proc_params: Any) -> None:
+        super().__init__(proc_params)
+        self.connection: Connection = proc_params["connection"]
+        sizes = proc_params["sizes"]
+        # lines[k][j]: what operand k carried j steps ago (j = 0 is this step).
+        self.lines = [
+            np.zeros((o.delay + 1, size), np.int64)
+            for o, size in zip(self.connection.operands, sizes, strict=False)
+        ]
+        self.a_buf = np.zeros(int(proc_params["target_size"]), np.int64)
+
+    def run_spk(self) -> None:
+        """Send last step's sum, then read this step's spikes and compute the next one."""
+        self.a_out.send(self.a_buf)
+        ports = (self.s_in0, self.s_in1, self.s_in2, self.s_in3)  # set by Lava after __init__
+        xs = []
+        for line, port in zip(self.lines, ports, strict=False):  # unused ports idle
+            line[1:] = line[:-1].copy()
+            line[0] = port.recv()
+            xs.append(line[-1][None])
+        self.a_buf = connection_output(self.connection, xs)[0]
