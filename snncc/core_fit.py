@@ -11,12 +11,11 @@ gives each layer's bytes at its default slicing (:func:`layer_memory`). The part
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
-from snncc.memory import TARGETS, LayerMemory, Projection, Unit, deployed_units
+from snncc.memory import TARGETS, LayerMemory, Projection, Unit, ceil_div, deployed_units
 
 __all__ = [
     "TARGETS", "chunks", "layer_memory", "max_atoms_per_core", "split_fan_in", "target_model",
@@ -65,15 +64,15 @@ def _fits(model: Any, unit: Unit, k: int) -> bool:
 def _pieces(p: Projection, per_atom: int, cap: int) -> list[Projection]:
     """``p`` cut into ``ceil(per_atom / cap)`` input groups (e.g. channel groups of a conv),
     each with that share of the sources, synapses and receptive field."""
-    n = max(1, math.ceil(per_atom / cap))
+    n = max(1, ceil_div(per_atom, cap))
     if n == 1:
         return [p]
     return [
         dataclasses.replace(
             p,
-            synapses=math.ceil(p.synapses / n),
-            n_pre=math.ceil(p.n_pre / n),
-            rf=math.ceil(p.rf / n),
+            synapses=ceil_div(p.synapses, n),
+            n_pre=ceil_div(p.n_pre, n),
+            rf=ceil_div(p.rf, n),
         )  # fmt: skip
         for _ in range(n)
     ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from snncc.diagnostics import SnnccError
@@ -37,6 +38,17 @@ SPIKE_SIDE = (O.Reshape, O.Permute, O.Repeat, O.Slice, O.Pad, O.Delay, O.Scale, 
 #: Ops that keep consecutive elements consecutive (the ``group`` bound stays valid).
 ORDER_KEEPING = (O.Reshape, O.Scale, O.Add, O.Delay, O.BatchNorm)
 TARGETS = ("loihi", "spinnaker")
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for integers, ``b > 0``, exactly (``math.ceil(a / b)`` goes through a
+    float quotient, which is wrong once ``a`` passes 2^53 and hides where floats enter)."""
+    return -(-int(a) // int(b))
+
+
+def _ratio(num: int, den: int) -> Fraction:
+    """``num / max(1, den)`` as an exact fraction (a multiplicity along a stream)."""
+    return Fraction(int(num), max(1, int(den)))
 
 
 @dataclass(frozen=True)
@@ -204,7 +216,7 @@ class _Walk:
     def source_size(self, src: str) -> int:
         return _size(self.g, src) * self.constituents.get(src, 1)
 
-    def direct(self, src: str, m: float, r: int, delay: int) -> None:
+    def direct(self, src: str, m: Fraction, r: int, delay: int) -> None:
         c = self.constituents.get(src, 1)
         n_post = math.ceil(_size(self.g, src) * m)
         self.out.append(
@@ -212,7 +224,7 @@ class _Walk:
                        max(1, math.ceil(m)), 1, delay, self.g.op(src).kind == "Input")
         )  # fmt: skip
 
-    def synaptic(self, s: str, m: float, r: int, order_kept: bool, delay: int) -> None:
+    def synaptic(self, s: str, m: Fraction, r: int, order_kept: bool, delay: int) -> None:
         g = self.g
         syn, rf, fo, group = synaptic_counts(g, s)
         sources = _spike_sources(g, g.inputs_of(s)[0], self.units)
@@ -234,8 +246,16 @@ class _Walk:
                            geometry)
             )  # fmt: skip
 
-    def stream(self, n: str, m: float = 1.0, r: int = 1, kept: bool = True, delay: int = 0):
-        """Walk upstream from value ``n`` (feeding the layer with multiplicity ``m``)."""
+    def stream(
+        self, n: str, m: Fraction = Fraction(1), r: int = 1, kept: bool = True, delay: int = 0
+    ) -> None:
+        """Walk upstream from value ``n`` (feeding the layer with multiplicity ``m``).
+
+        ``m`` is an exact :class:`~fractions.Fraction` (a product of size ratios): the counts
+        take ``ceil(size·m)`` and test ``m == 1``, and a float product of ratios such as
+        ``(1/3)·3`` or ``(7/10)·(10/7)`` can land an ulp off an integer and add a whole
+        neuron, or miss the one-to-one case.
+        """
         g, op = self.g, self.g.op(n)
         if n in self.units or (isinstance(op, O.Input) and g.type(n).kind is Kind.SPIKE):
             self.direct(n, m, r, delay)
@@ -246,7 +266,7 @@ class _Walk:
         else:
             self._through(n, op, m, r, kept, delay)
 
-    def _through(self, n: str, op: O.Op, m: float, r: int, kept: bool, delay: int) -> None:
+    def _through(self, n: str, op: O.Op, m: Fraction, r: int, kept: bool, delay: int) -> None:
         g = self.g
         kept = kept and isinstance(op, ORDER_KEEPING)
         if isinstance(op, O.MaxPool2d):  # max over currents: each output reads k² inputs
@@ -257,7 +277,7 @@ class _Walk:
             self.notes.append(f"{n}: {op.kind} in a current stream is not modelled exactly")
         step = op.steps if isinstance(op, O.Delay) else 0
         for d in g.inputs_of(n):
-            ratio = 1.0 if isinstance(op, O.Pad) else _size(g, n) / max(1, _size(g, d))
+            ratio = Fraction(1) if isinstance(op, O.Pad) else _ratio(_size(g, n), _size(g, d))
             if isinstance(op, O.MaxPool2d):
                 ratio *= op.kernel[0] * op.kernel[1]
             self.stream(d, m * ratio, r, kept, delay + step)
@@ -294,9 +314,9 @@ def conv_sources(conv: tuple[int, ...], k: int) -> int:
     """
     groups, c_in_g, h_in, w_in, c_out, h_out, w_out, stride, ext, stride_w, ext_w = conv
     per_channel = h_out * w_out
-    channels = min(c_out, math.ceil(k / per_channel) + 1)
+    channels = min(c_out, ceil_div(k, per_channel) + 1)
     out_per_group = max(1, c_out // groups)
-    groups_hit = min(groups, math.ceil(channels / out_per_group) + 1)
+    groups_hit = min(groups, ceil_div(channels, out_per_group) + 1)
     cols_in = w_in
     if k >= per_channel:
         rows_in = h_in
@@ -304,7 +324,7 @@ def conv_sources(conv: tuple[int, ...], k: int) -> int:
         rows_in = min(h_in, stride + ext)
         cols_in = min(w_in, (k - 1) * stride_w + 2 * ext_w)
     else:
-        rows_out = min(h_out, math.ceil(k / w_out) + 2)
+        rows_out = min(h_out, ceil_div(k, w_out) + 2)
         rows_in = min(h_in, (rows_out - 1) * stride + ext)
     return groups_hit * c_in_g * rows_in * cols_in
 
@@ -342,7 +362,7 @@ def _taps(kernel: tuple, stride: tuple, dilation: tuple) -> int:
     """Most outputs one input position feeds: ceil(k/s) per axis (k when dilated)."""
     n = 1
     for k, s, d in zip(kernel, stride, dilation, strict=True):
-        n *= math.ceil(k / s) if d == 1 else k
+        n *= ceil_div(k, s) if d == 1 else k
     return n
 
 
@@ -377,7 +397,7 @@ def _product_unit(g: Graph, n: str, kind: str, constituents: dict[str, int]) -> 
     neurons = out * c_out
     projs = tuple(
         Projection(s, n, "operand", neurons, _size(g, s) * c, 1,
-                   max(1, math.ceil(neurons / max(1, _size(g, s) * c))))
+                   max(1, ceil_div(neurons, max(1, _size(g, s) * c))))
         for s, c, _ in operands
     )  # fmt: skip
     if isinstance(op, O.MatMul):
@@ -415,7 +435,7 @@ def deployed_units(g: Graph, target: str) -> list[Unit]:
         else:
             walk = _Walk(g, kinds, constituents)
             for d in g.inputs_of(n):
-                walk.stream(d, _size(g, n) / max(1, _size(g, d)))
+                walk.stream(d, _ratio(_size(g, n), _size(g, d)))
             size = _size(g, n)
             unit = Unit(n, g.op(n).kind, kind, size, size, 1, True, tuple(walk.out),
                         notes=tuple(dict.fromkeys(walk.notes)))  # fmt: skip

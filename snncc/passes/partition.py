@@ -24,13 +24,12 @@ use fewer cores; on SpiNNaker, which cannot share cores, each layer needs at lea
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from snncc.core_fit import max_atoms_per_core, split_fan_in, target_model
 from snncc.ir.graph import Graph
-from snncc.memory import Unit, deployed_units
+from snncc.memory import Unit, ceil_div, deployed_units
 from snncc.passes.manager import PassContext
 
 
@@ -146,7 +145,7 @@ def _chips(model: Any, cores: list[Core], n_cores: int) -> int:
     together stays within the chip's (sPyNNaker's planner bounds the chip total, §4.3)."""
     per_chip = int(model.c.cores_per_chip)
     if model.packs:
-        return math.ceil(n_cores / per_chip)
+        return ceil_div(n_cores, per_chip)
     cap = int(model.c.sdram_per_chip)
     chips, used, used_sdram = 0, per_chip, 0  # a full "chip 0" forces the first one open
     for core in cores:
@@ -177,9 +176,9 @@ def _lower_bound(
         whole = model.usage(unit, unit.size)
         split = {r: sum(int(row["usage"][r]) * row["count"] for row in rows) for r in limits}
         _add(totals, {r: min(int(whole[r]), split[r]) for r in limits})
-    bound = {r: math.ceil(totals.get(r, 0) / cap) if cap > 0 else 0 for r, cap in limits.items()}
+    bound = {r: ceil_div(totals.get(r, 0), cap) if cap > 0 else 0 for r, cap in limits.items()}
     if not model.packs:
-        per_layer = sum(math.ceil(u.size / limits["neurons"]) for u in units)
+        per_layer = sum(ceil_div(u.size, limits["neurons"]) for u in units)
         bound["layers"] = per_layer
     return {r: max(v, 1 if units else 0) for r, v in bound.items()}
 

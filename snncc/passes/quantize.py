@@ -31,6 +31,13 @@ every step, reset by subtraction and emit graded events whose payload depends on
 integer neurons snncc targets (Lava's ``PyLifModelBitAcc``, sPyNNaker's ``IF_curr_delta``) have
 one fixed threshold, reset to 0 and emit 1-bit spikes, so no parameter choice reproduces them.
 
+Refusals about the model, not bugs (exit 2, naming the node, the value and a fix): weights or
+biases that are NaN/infinite after BN folding (``QNT004``/``QNT007``, e.g. a negative
+``running_var``), and streams whose currents, biases or thresholds need a scale below 2^-24
+(``QNT004``/``QNT007``, :func:`snncc.quant.common.scale_exponent`; a corrupted or mis-scaled
+layer). Every scale, exponent, shift and threshold is decided on exact values (frexp exponents,
+fractions, integer arithmetic), so the same model compiles to the same program on every CPU.
+
 Conv exponents: Lava's ``Conv`` ignores ``weight_exp``, so a conv's exponent is kept ``>= 0`` and
 folded into its integer weights (meta ``exp_folded_into_weights``); Dense takes ``2·W_q`` with
 ``weight_exp - 1``, which represents negative exponents exactly.
@@ -45,7 +52,7 @@ from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext
 from snncc.quant import loihi, spinnaker
-from snncc.quant.common import clone_for_host
+from snncc.quant.common import check_finite_weights, clone_for_host
 from snncc.quant.lower import lower_avg_pools
 from snncc.quant.streams import PRODUCTS, partition_nodes, split_graph
 
@@ -80,6 +87,7 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
             hint=f"choose one of {sorted(TARGETS)}",
         )
     _check_mappable_neurons(g, target)
+    check_finite_weights(g, g.topo_order())
     bounds = _host_bounds(g, ctx)
     lowered = lower_avg_pools(g, partition_nodes(g)[0])
     ctx.count("avg_pools_lowered", len(lowered))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -53,24 +54,177 @@ def neuron_spec(g: Graph, n: str, target: str) -> NeuronSpec:
             code="QNT003",
             hint="use v_reset=0.0",
         )
+    if not math.isfinite(float(op.v_threshold)):
+        raise SnnccError(
+            f"{n}: v_threshold = {op.v_threshold}: a neuron with an infinite threshold never "
+            f"fires and has no integer threshold on {target}",
+            code="QNT003",
+            hint="give the neuron a finite threshold, or remove the layer",
+            exit_code=2,
+        )
     if isinstance(op, O.IF):
         return NeuronSpec(None, float(op.v_threshold), False)
+    if not math.isfinite(float(op.tau)):
+        raise SnnccError(
+            f"{n}: tau = {op.tau}: a LIF with an infinite time constant has no integer leak on "
+            f"{target}",
+            code="QNT003",
+            hint="use an IF neuron (no leak) or a finite tau",
+            exit_code=2,
+        )
     return NeuronSpec(float(op.tau), float(op.v_threshold), bool(op.decay_input))
 
 
-def largest_pow2(limits: list[float], lower: int = MIN_SCALE_EXP) -> int:
-    """Largest ``k <= MAX_SCALE_EXP`` with ``2^k <= limit`` for every limit; at least ``lower``."""
+def floor_log2(x: float | int | Fraction) -> int:
+    """``floor(log2(x))`` for a finite ``x > 0``, exactly.
+
+    Why not ``math.floor(math.log2(x))``: ``log2`` rounds its result, so for ``x`` one ulp below
+    ``2^k`` it returns exactly ``k`` (and a vectorised ``np.log2`` may differ in the last bit
+    between CPUs); the exponent must come from the value itself. A float is ``m·2^e`` with
+    ``m`` in [1/2, 1) (``math.frexp``, exact), so the answer is ``e - 1``; an integer or
+    :class:`~fractions.Fraction` ``p/q`` is decided by integer comparison with ``2^e``.
+    """
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if not (math.isfinite(x) and x > 0):
+            raise ValueError(f"floor_log2 needs a finite positive value, got {x}")
+        return math.frexp(x)[1] - 1
+    f = Fraction(x)
+    if f <= 0:
+        raise ValueError(f"floor_log2 needs a positive value, got {x}")
+    p, q = f.numerator, f.denominator
+    e = p.bit_length() - q.bit_length()  # p/q lies in (2^(e-1), 2^(e+1))
+    return e if (p << max(-e, 0)) >= (q << max(e, 0)) else e - 1
+
+
+def largest_pow2(limits: list[float | Fraction], lower: int = MIN_SCALE_EXP) -> int:
+    """Largest ``k <= MAX_SCALE_EXP`` with ``2^k <= limit`` for every limit; at least ``lower``.
+
+    Limits ``<= 0`` and infinite ones (nothing to bound, e.g. a stream whose weights are all
+    zero) are skipped. The test ``2^k <= limit`` is exact (:func:`floor_log2`): pass a limit
+    ``a / b`` as ``Fraction(a) / Fraction(b)`` to decide on the exact quotient rather than on
+    its rounded float. The clamp at ``lower`` is for callers that have already refused a scale
+    below it (:func:`scale_exponent`).
+    """
     k = MAX_SCALE_EXP
     for lim in limits:
-        if lim <= 0:
+        if lim <= 0 or (isinstance(lim, (float, np.floating)) and not math.isfinite(lim)):
             continue
-        k = min(k, math.floor(math.log2(lim)))
+        k = min(k, floor_log2(lim))
     return max(k, lower)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One constraint ``c <= limit`` (``c < limit`` when ``strict``) on a stream's scale ``c``.
+
+    Kept with the node and value that set it, so that a stream no scale fits is refused with a
+    reason about the model (:func:`scale_exponent`) rather than failing later in an integer
+    range check. ``limit`` is exact (a :class:`~fractions.Fraction`) or ``inf`` (no bound).
+    """
+
+    limit: Fraction | float
+    node: str
+    what: str
+    hint: str
+    code: str = "QNT004"
+    strict: bool = False
+
+
+def _exponent_within(b: Bound, divisor: int) -> int | None:
+    """Largest ``k`` with ``divisor·2^k`` within ``b`` (None: ``b`` bounds nothing)."""
+    if b.limit == math.inf or b.limit <= 0:
+        return None
+    lim = Fraction(b.limit) / divisor
+    k = floor_log2(lim)
+    if b.strict and Fraction(2) ** k == lim:
+        k -= 1
+    return k
+
+
+def scale_exponent(
+    bounds: dict[str, Bound], divisor: int, stream: str, target: str
+) -> tuple[int, str | None]:
+    """Largest ``k <= MAX_SCALE_EXP`` with ``divisor·2^k`` within every bound, and the binding
+    bound's name (None when only ``MAX_SCALE_EXP`` binds).
+
+    Why refuse below ``MIN_SCALE_EXP`` (exit 2, the bound's code): ``c < 2^-24`` means a stream
+    whose per-step current, bias or threshold exceeds ``2^24`` times what the target's integer
+    fields hold (e.g. 16-bit inputs: currents above 5·10^11 thresholds' worth); no trained
+    network has that, a corrupted or mis-scaled checkpoint does. Clamping instead would round
+    every other weight of the stream to zero and then fail an integer range check (exit 70).
+    """
+    k, binding = MAX_SCALE_EXP, None
+    for name, b in bounds.items():
+        e = _exponent_within(b, divisor)
+        if e is not None and e < k:
+            k, binding = e, name
+    if k < MIN_SCALE_EXP and binding is not None:
+        b = bounds[binding]
+        raise SnnccError(
+            f"{b.node}: {b.what}: no stream scale fits {target}'s integer ranges (the "
+            f"{binding} limit needs a scale of 2^{k} for the stream of {stream}; snncc uses "
+            f"2^{MIN_SCALE_EXP} to 2^{MAX_SCALE_EXP})",
+            code=b.code,
+            hint=b.hint,
+            exit_code=2,
+        )
+    return k, binding
+
+
+def float_limits(bounds: dict[str, Bound]) -> dict[str, float]:
+    """The bounds as plain floats, for the pass record (``inf``: nothing bounds the scale)."""
+    return {name: float(b.limit) for name, b in bounds.items()}
+
+
+def check_finite_weights(g: Graph, nodes: list[str]) -> None:
+    """Refuse deployed synaptic ops whose weights or biases are NaN or infinite (exit 2).
+
+    The loader refuses non-finite checkpoint weights; these come from BN folding, e.g. a
+    ``running_var`` below ``-eps`` (``sqrt`` of a negative) or ``gamma / sqrt(0)``.
+    """
+    for n in nodes:
+        op = g.op(n)
+        for field in ("weight", "bias"):
+            v = getattr(op, field, None)
+            if v is None:
+                continue
+            a = np.asarray(v, np.float64)
+            if not np.all(np.isfinite(a)):
+                bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+                raise SnnccError(
+                    f"{n}: {bad} of {a.size} {field} values are NaN or infinite after batch "
+                    "norm folding",
+                    code="QNT004" if field == "weight" else "QNT007",
+                    hint="check the batch norm after this layer: running_var must be >= 0 and "
+                    "running_var + eps > 0 (a damaged checkpoint or an unfinished statistics "
+                    "update); restore an earlier checkpoint or recompute the statistics",
+                    exit_code=2,
+                )
+        factor = getattr(op, "factor", None)
+        if factor is not None and not math.isfinite(float(factor)):
+            raise SnnccError(
+                f"{n}: scale factor {factor} is not finite",
+                code="QNT005",
+                hint="use a finite power-of-two scale",
+                exit_code=2,
+            )
+
+
+def exact_ratio(num: float | int, den: float | int) -> Fraction | float:
+    """``num / den`` as an exact :class:`~fractions.Fraction` (``inf`` when ``den == 0``).
+
+    Why: a limit such as ``INPUT_MAX / worst`` decides a power-of-two scale; the float quotient
+    is rounded and can land on ``2^k`` when the exact one lies just below it.
+    """
+    if den == 0:
+        return math.inf
+    return Fraction(num) / Fraction(den)
 
 
 def pow2_exponent(x: float) -> int | None:
     """``k`` with ``x == 2^k`` exactly, else None."""
-    if x <= 0:
+    if x <= 0 or not math.isfinite(x):
         return None
     m, e = math.frexp(x)
     return e - 1 if m == 0.5 else None

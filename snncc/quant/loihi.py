@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,16 @@ from snncc.backends.lava.constraints import LOIHI
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
-from snncc.quant.common import largest_pow2, mantissa_exponent, neuron_spec, pow2_exponent
+from snncc.quant.common import (
+    MIN_SCALE_EXP,
+    Bound,
+    exact_ratio,
+    float_limits,
+    mantissa_exponent,
+    neuron_spec,
+    pow2_exponent,
+    scale_exponent,
+)
 from snncc.quant.streams import (
     SYNAPTIC,
     Stream,
@@ -122,8 +132,8 @@ def membrane_granule(
     return 64 if g - (steps - 1) * lost >= 6 else 1
 
 
-def place_threshold(target: float, granule: int) -> Threshold:
-    """Choose ``vth`` for a float threshold ``target`` in ``a_in`` units (``theta_v = 64·target``).
+def place_threshold(target: float | Fraction, granule: int) -> Threshold:
+    """Choose ``vth`` for a threshold ``target`` in ``a_in`` units (``theta_v = 64·target``).
 
     SpikingJelly fires iff ``v >= theta_v``; on reachable values (multiples of ``granule``) that
     is ``v >= wanted`` with ``wanted = granule·ceil(theta_v / granule)``. Lava fires iff
@@ -138,13 +148,34 @@ def place_threshold(target: float, granule: int) -> Threshold:
       v-units early here. Nothing finer is expressible: ``vth`` is the 17 high bits of v.
 
     ``vth`` is clipped to [0, 2^17 - 1]; the stream scale keeps ``target`` below 2^17.
+
+    Every step is exact: ``target`` is a float or an exact :class:`~fractions.Fraction` (the
+    quantizer passes ``c·gain·v_th`` unrounded), the ceiling is taken on the exact rational, and
+    "round half up" is the integer ``(wanted - granule + 32) // 64`` (what
+    ``floor((wanted - granule) / 64 + 0.5)`` meant, without a float division).
     """
-    theta_v = float(target) * (1 << LOIHI.vth_shift)
+    theta_v = Fraction(target) * (1 << LOIHI.vth_shift)
     wanted = granule * math.ceil(theta_v / granule)
-    vth = math.floor((wanted - granule) / (1 << LOIHI.vth_shift) + 0.5)
+    unit = 1 << LOIHI.vth_shift
+    vth = (wanted - granule + unit // 2) // unit
     vth = min(max(vth, 0), VTH_MAX)
     base = vth << LOIHI.vth_shift
     return Threshold(vth, granule, base + granule / 2, base + granule, wanted)
+
+
+def decay_v(tau: float | None) -> tuple[int, bool]:
+    """Lava's ``dv`` for a LIF of time constant ``tau`` and whether it is exact.
+
+    ``dv = round(4096 / tau)`` (ties to even) on the exact quotient of the two numbers, not on
+    their rounded float quotient, and at most 4095 (Lava's largest ``dv``; only ``tau`` within
+    1.2e-4 of 1 asks for 4096). Exact when ``4096 / tau`` is an integer <= 4095. IF (``tau`` is
+    None): 0, exact.
+    """
+    if tau is None:
+        return 0, True
+    q = Fraction(LOIHI.decay_unity) / Fraction(tau)
+    dv = min(round(q), LOIHI.decay_unity - 1)
+    return dv, q == dv
 
 
 @dataclass
@@ -157,13 +188,69 @@ class StreamPlan:
     divisor: int = 1  # the scale is divisor * 2^scale_exp (streams.stream_divisor)
 
 
-def _thresholds(g: Graph, stream: Stream) -> dict[str, float]:
-    """Each neuron's threshold in units of ``c`` (``v_th·tau`` with decay_input, else ``v_th``)."""
+def _thresholds(g: Graph, stream: Stream) -> dict[str, Fraction]:
+    """Each neuron's threshold in units of ``c`` (``v_th·tau`` with decay_input, else ``v_th``),
+    as the exact product of the two floats (the scale and threshold decisions use it)."""
     out = {}
     for n in stream.neurons:
         spec = neuron_spec(g, n, "loihi")
         gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
-        out[n] = spec.v_threshold * gain
+        out[n] = Fraction(spec.v_threshold) * Fraction(gain)
+    return out
+
+
+def _threshold_text(g: Graph, n: str, units: Fraction) -> str:
+    """``v_threshold 1e+30`` (and ``v_th·tau`` when that is what the threshold is in units)."""
+    v_th = neuron_spec(g, n, "loihi").v_threshold
+    scaled = f" (v_th·tau = {float(units):.4g} with decay_input)" if units != Fraction(v_th) else ""
+    return f"v_threshold {v_th:.4g}{scaled}"
+
+
+_SCALED_WRONG = (
+    "weights or batch-norm statistics this far from the neurons' threshold are a damaged or "
+    "mis-scaled checkpoint (e.g. a layer multiplied without its threshold): check that layer "
+    "and its BatchNorm, or rescale its weights and the next neurons' v_threshold together"
+)
+
+
+def _largest_weight(g: Graph, stream: Stream) -> tuple[str, float]:
+    """The stream entry with the largest ``|weight|`` (or ``|factor|``) and that value."""
+    best, top = stream.entries[0] if stream.entries else stream.neurons[0], 0.0
+    for n in stream.entries:
+        op = g.op(n)
+        w = np.asarray(op.weight if isinstance(op, SYNAPTIC) else op.factor, np.float64)
+        m = float(np.max(np.abs(w), initial=0.0))
+        if m > top:
+            best, top = n, m
+    return best, top
+
+
+def _weight_bounds(g: Graph, stream: Stream) -> dict[str, Bound]:
+    """Every entry's largest weight must fit the 8-bit mantissa at the largest exponent.
+
+    ``rint(w·c / 2^8)`` must lie in [-128, 127]: ``w·c < 127.5·256`` (strict: 127.5 rounds to
+    128) for positive and ``|w·c| <= 128.5·256`` for negative weights. The 16-bit input bound
+    usually implies this, but not when one weight alone is almost the whole worst-case input
+    (a weight of 0.9975 and threshold 1 asked for ``c = 2^15`` and mantissa 128).
+    """
+    top = (LOIHI.weight_max + 0.5) * 2 ** (LOIHI.weight_exp_max + 1)
+    bottom = (-LOIHI.weight_min + 0.5) * 2 ** (LOIHI.weight_exp_max + 1)
+    peaks: dict[str, tuple[float, str]] = {"pos": (0.0, ""), "neg": (0.0, "")}
+    for n in stream.entries:
+        op = g.op(n)
+        if isinstance(op, SYNAPTIC):
+            w = np.asarray(op.weight, np.float64)
+            for key, peak in (("pos", np.max(w, initial=0.0)), ("neg", -np.min(w, initial=0.0))):
+                if float(peak) > peaks[key][0]:
+                    peaks[key] = (float(peak), n)
+    out: dict[str, Bound] = {}
+    for key, room, strict, sign in (("pos", top, True, 1), ("neg", bottom, False, -1)):
+        peak, n = peaks[key]
+        if peak > 0:
+            what = f"weight {sign * peak:.4g}"
+            out[f"weight_8bit_{key}"] = Bound(
+                exact_ratio(room, peak), n, what, _SCALED_WRONG, strict=strict
+            )
     return out
 
 
@@ -174,31 +261,73 @@ def choose_scale(
 
     ``D`` is :func:`~snncc.quant.streams.stream_divisor` (1 unless the stream is lowered average
     pools, and 1 again when ``k`` would be negative); returns ``(k, D, limits on c, bias per
-    neuron)``.
+    neuron)``. Every limit is an exact ratio, so ``k`` is decided on exact values
+    (:func:`~snncc.quant.common.scale_exponent`); a stream that needs ``k < -24`` is refused.
     """
     th = _thresholds(g, stream)
-    limits = {"vth_17bit": (VTH_MAX + 1) / max(th.values())}
+    top_neuron = max(th, key=th.__getitem__)
+    th_max = th[top_neuron]
+    bounds: dict[str, Bound] = {
+        "vth_17bit": Bound(
+            Fraction(VTH_MAX + 1) / th_max,
+            top_neuron,
+            _threshold_text(g, top_neuron, th_max),
+            "v_threshold (times tau with decay_input) must stay below 2^41 on loihi (17-bit "
+            "vth at the smallest scale, 2^-24): check this neuron's v_threshold",
+        )
+    }
     bias: dict[str, np.ndarray] = {n: np.zeros(g.type(n).shape) for n in stream.neurons}
     if stream.nodes:
         bias = neuron_inputs(g, stream, stream_bias(g, stream))
         pos, neg = stream_bounds(g, stream)
-        worst = max(
-            float(np.max(np.maximum(a, b)))
-            for a, b in zip(
-                neuron_inputs(g, stream, pos).values(),
+        per_neuron = {
+            n: float(np.max(np.maximum(a, b)))
+            for (n, a), b in zip(
+                neuron_inputs(g, stream, pos).items(),
                 neuron_inputs(g, stream, neg).values(),
                 strict=True,
             )
+        }
+        hot = max(per_neuron, key=per_neuron.__getitem__)
+        worst = per_neuron[hot]
+        entry, w_top = _largest_weight(g, stream)
+        bounds["input_16bit"] = Bound(
+            exact_ratio(INPUT_MAX, worst),
+            entry,
+            f"weights up to {w_top:.4g} give {hot} (v_threshold "
+            f"{neuron_spec(g, hot, 'loihi').v_threshold:.4g}) an input of up to {worst:.4g} per "
+            "step",
+            _SCALED_WRONG,
         )
-        limits["input_16bit"] = INPUT_MAX / worst if worst > 0 else math.inf
+        bounds.update(_weight_bounds(g, stream))
     else:
-        limits["host_vth_12bit"] = HOST_VTH_LIMIT / max(th.values())
+        bounds["host_vth_12bit"] = Bound(
+            Fraction(HOST_VTH_LIMIT) / th_max,
+            top_neuron,
+            f"{_threshold_text(g, top_neuron, th_max)} (a host-fed neuron)",
+            "a host-fed neuron's v_threshold (times tau with decay_input) must stay below "
+            "2^36 on loihi: check this neuron's v_threshold",
+        )
         if host_bound:
-            limits["input_16bit"] = INPUT_MAX / host_bound
-    max_bias = max(float(np.max(np.abs(b))) for b in bias.values())
-    if max_bias > 0:
-        limits["bias_13bit"] = LOIHI.bias_mant_max / max_bias
-    lower = MIN_K = -24
+            bounds["input_16bit"] = Bound(
+                exact_ratio(INPUT_MAX, host_bound),
+                stream.host or top_neuron,
+                f"the encoding current reaches {host_bound:.4g} on the calibration data",
+                "check the calibration data's scale (or the encoder's weights)",
+            )
+    biggest = {n: float(np.max(np.abs(b), initial=0.0)) for n, b in bias.items()}
+    loud = max(biggest, key=biggest.__getitem__)
+    if biggest[loud] > 0:
+        bounds["bias_13bit"] = Bound(
+            exact_ratio(LOIHI.bias_mant_max, biggest[loud]),
+            loud,
+            f"constant input (BN-folded bias) {biggest[loud]:.4g} (v_threshold "
+            f"{neuron_spec(g, loud, 'loihi').v_threshold:.4g})",
+            "a batch-norm shift this far from the threshold is a damaged or mis-scaled "
+            "checkpoint: check the BatchNorm before this neuron (running_mean, bias)",
+            code="QNT007",
+        )
+    lower = MIN_SCALE_EXP
     for n in stream.entries:
         op = g.op(n)
         if isinstance(op, O.Scale):
@@ -212,16 +341,17 @@ def choose_scale(
                 )
             lower = max(lower, -k)
     d = stream_divisor(g, stream)
-    k = largest_pow2([lim / d for lim in limits.values()], MIN_K)
+    k, _ = scale_exponent(bounds, d, stream.neurons[0], "loihi")
     if d > 1 and k < 0:  # c/D = 2^k < 1 would round away: keep the plain power-of-two scale
-        d, k = 1, largest_pow2(list(limits.values()), MIN_K)
+        d = 1
+        k, _ = scale_exponent(bounds, d, stream.neurons[0], "loihi")
     if k < lower:
         raise SnnccError(
             f"stream of {stream.neurons[0]}: the dynamic-product multiplier needs scale >= "
             f"2^{lower}, the ranges allow 2^{k}",
             code="QNT006",
         )
-    return k, d, limits, bias
+    return k, d, float_limits(bounds), bias
 
 
 def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -> StreamPlan:
@@ -294,15 +424,18 @@ def _neuron(
 ) -> dict[str, Any]:
     spec = neuron_spec(g, n, "loihi")
     gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
-    target = c * gain * spec.v_threshold  # float threshold in a_in units
-    bias_mant = np.rint(np.asarray(bias) * c).astype(np.int64)
-    if bias_mant.size and np.abs(bias_mant).max() > LOIHI.bias_mant_max:
+    # The threshold in a_in units, exactly (c is a power of two times D, gain and v_th floats).
+    target = Fraction(c) * Fraction(gain) * Fraction(spec.v_threshold)
+    scaled = np.rint(np.asarray(bias, np.float64) * c)
+    if scaled.size and np.abs(scaled).max() > LOIHI.bias_mant_max:  # choose_scale prevents it
         raise SnnccError(
-            f"{n}: bias {np.abs(bias).max():.4g} needs mantissa {np.abs(bias_mant).max()} > "
+            f"{n}: bias {np.abs(bias).max():.4g} needs mantissa {np.abs(scaled).max():.0f} > "
             f"{LOIHI.bias_mant_max} (13 bits)",
             code="QNT007",
+            exit_code=70,
         )
-    dv = 0 if spec.tau is None else int(round(LOIHI.decay_unity / spec.tau))
+    bias_mant = scaled.astype(np.int64)
+    dv, leak_exact = decay_v(spec.tau)
     du = LOIHI.decay_unity - 1
     steps = g.meta.get("timesteps") if input_exp is not None else None
     granule = membrane_granule(
@@ -322,7 +455,7 @@ def _neuron(
     q = {"scale": c, "s": c * gain, "stream": stream.index, "vth": vth, "dv": dv, "du": op.du}
     q.update({"threshold_placed_v": th.placed, "threshold_exact": th.exact})
     q.update({"fire_shift_v": th.shift, "membrane_granule": th.granule})
-    q["leak_exact"] = spec.tau is None or (LOIHI.decay_unity / spec.tau).is_integer()
+    q["leak_exact"] = leak_exact
     q["host_fed"] = bool(stream.host)
     g.node_meta(n)["quant"] = q
     return {

@@ -15,6 +15,7 @@ sPyNNaker's ``V >= V_thresh`` on the s16.15 integers is exactly SpikingJelly's `
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from snncc.backends.spinnaker.constraints import SPINNAKER
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
-from snncc.quant.common import largest_pow2, neuron_spec
+from snncc.quant.common import Bound, exact_ratio, float_limits, neuron_spec, scale_exponent
 from snncc.quant.loihi import StreamPlan
 from snncc.quant.streams import (
     SYNAPTIC,
@@ -42,7 +43,7 @@ INPUT_LIMIT = 2.0**15 - 1
 HOST_VTH_LIMIT = 2.0**12
 
 
-def place_threshold(v_thresh_mv: float) -> int:
+def place_threshold(v_thresh_mv: float | Fraction) -> int:
     """Raw s16.15 ``V_thresh`` for a float threshold (in mV of the scaled membrane).
 
     Reachable membrane values are integers (raw 2^-15 mV). SpikingJelly fires iff
@@ -51,8 +52,23 @@ def place_threshold(v_thresh_mv: float) -> int:
     rounding to nearest fired one LSB early whenever ``x`` has a fraction below 1/2. The placed
     threshold ``V_thresh - 1/2`` is a value no integer V equals, so a strict ``>`` against it
     (Brian2's convention) gives the same spikes too.
+
+    The ceiling is taken on the exact value: the quantizer passes ``σ·v_th`` as a
+    :class:`~fractions.Fraction` (``σ = D·2^j`` times a float is not always a float).
     """
-    return int(math.ceil(float(v_thresh_mv) * ONE))
+    return math.ceil(Fraction(v_thresh_mv) * ONE)
+
+
+def exp_tc_raw(tau: float) -> int:
+    """Raw s16.15 ``exp_TC = 1 - 1/tau``, rounded to nearest (ties to even) on the exact value.
+
+    Why not ``to_accum(1.0 - 1.0 / tau)``: that rounds twice (the float quotient and the float
+    difference) before the s16.15 rounding, which can move a value that lies just off a
+    half-LSB onto it. An infinite ``tau`` (no leak) is exactly 1.0.
+    """
+    if math.isinf(tau):
+        return ONE
+    return round((1 - 1 / Fraction(tau)) * ONE)
 
 
 def _gain(g: Graph, stream: Stream) -> float:
@@ -78,37 +94,121 @@ def _gain(g: Graph, stream: Stream) -> float:
     return gains.pop()
 
 
-def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -> StreamPlan:
-    """Replace the stream's entries and neurons by their sPyNNaker integer forms (in place)."""
-    gain = _gain(g, stream)
-    vmax = max(neuron_spec(g, n, "spinnaker").v_threshold for n in stream.neurons)
-    limits: dict[str, float] = {"vth": VTH_LIMIT / vmax}
+_SCALED_WRONG = (
+    "weights or batch-norm statistics this far from the neurons' threshold are a damaged or "
+    "mis-scaled checkpoint (e.g. a layer multiplied without its threshold): check that layer "
+    "and its BatchNorm, or rescale its weights and the next neurons' v_threshold together"
+)
+_BIAS_WRONG = (
+    "a batch-norm shift this far from the threshold is a damaged or mis-scaled checkpoint: "
+    "check the BatchNorm before this neuron (running_mean, bias)"
+)
+
+
+def _bounds(
+    g: Graph, stream: Stream, gain: float, host_bound: float | None
+) -> tuple[dict[str, Bound], dict[str, np.ndarray], float, float]:
+    """The exact limits on the scale σ, the bias per neuron and the worst per-step inputs."""
+    vth = {n: neuron_spec(g, n, "spinnaker").v_threshold for n in stream.neurons}
+    top = max(vth, key=vth.__getitem__)
+    bounds: dict[str, Bound] = {
+        "vth": Bound(
+            exact_ratio(VTH_LIMIT, vth[top]),
+            top,
+            f"threshold {vth[top]:.4g}",
+            "v_threshold must stay below 2^38 on spinnaker (2^14 mV at the smallest scale, "
+            "2^-24): check this neuron's v_threshold",
+        )
+    }
     bias = {n: np.zeros(g.type(n).shape) for n in stream.neurons}
     pos_max = neg_max = 0.0
+    hot = top
     if stream.nodes:
         bias = neuron_inputs(g, stream, stream_bias(g, stream))
         pos, neg = stream_bounds(g, stream)
-        pos_max = max(float(np.max(v)) for v in neuron_inputs(g, stream, pos).values())
-        neg_max = max(float(np.max(v)) for v in neuron_inputs(g, stream, neg).values())
+        pos_in, neg_in = neuron_inputs(g, stream, pos), neuron_inputs(g, stream, neg)
+        pos_max = max(float(np.max(v)) for v in pos_in.values())
+        neg_max = max(float(np.max(v)) for v in neg_in.values())
+        hot = max(
+            stream.neurons,
+            key=lambda n: max(float(np.max(pos_in[n])), float(np.max(neg_in[n]))),
+        )
     else:
-        limits["host_vth"] = HOST_VTH_LIMIT / vmax
+        bounds["host_vth"] = Bound(
+            exact_ratio(HOST_VTH_LIMIT, vth[top]),
+            top,
+            f"threshold {vth[top]:.4g} of a host-fed neuron",
+            "a host-fed neuron's v_threshold must stay below 2^36 on spinnaker: check this "
+            "neuron's v_threshold",
+        )
         pos_max = neg_max = host_bound or 0.0
-    b_max = max(float(np.max(np.abs(b))) for b in bias.values())
-    if max(pos_max, neg_max) + b_max > 0:
-        limits["input"] = INPUT_LIMIT / (gain * (max(pos_max, neg_max) + b_max))
+    b_max = max(float(np.max(np.abs(b), initial=0.0)) for b in bias.values())
+    total = Fraction(max(pos_max, neg_max)) + Fraction(b_max)
+    if total > 0:
+        if stream.nodes and stream.entries and max(pos_max, neg_max) >= b_max:
+            peaks = {n: _peak(g.op(n)) for n in stream.entries}
+            entry = max(peaks, key=peaks.__getitem__)
+            w_top = peaks[entry]
+            node, what, code = (
+                entry,
+                f"weights up to {w_top:.4g} give {hot} (threshold {vth[hot]:.4g}) an input of "
+                f"up to {max(pos_max, neg_max):.4g} per step (plus a constant {b_max:.4g})",
+                "QNT004",
+            )
+        elif stream.nodes:
+            node, what, code = (
+                top,
+                f"constant input (BN-folded bias) {b_max:.4g} next to thresholds up to "
+                f"{vth[top]:.4g}",
+                "QNT007",
+            )
+        else:
+            node, what, code = (
+                stream.host or top,
+                f"the encoding current reaches {pos_max:.4g} on the calibration data",
+                "QNT004",
+            )
+        hint = _BIAS_WRONG if code == "QNT007" else _SCALED_WRONG
+        bounds["input"] = Bound(
+            Fraction(INPUT_LIMIT) / (Fraction(gain) * total), node, what, hint, code
+        )
+    return bounds, bias, pos_max, neg_max
+
+
+def _peak(op: O.Op) -> float:
+    """Largest ``|weight|`` of a synaptic entry (``|factor|`` of a Scale)."""
+    w = op.weight if isinstance(op, SYNAPTIC) else float(op.factor)
+    return float(np.max(np.abs(np.asarray(w, np.float64)), initial=0.0))
+
+
+def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -> StreamPlan:
+    """Replace the stream's entries and neurons by their sPyNNaker integer forms (in place).
+
+    The scale ``σ = D·2^j`` is the largest within every bound, decided on exact ratios
+    (:func:`~snncc.quant.common.scale_exponent`); a stream that needs ``j < -24`` is refused
+    (exit 2) with the node and value that ask for it. The ring-buffer shifts are taken on the
+    exact products ``max_input·σ·gain`` (:func:`ring_buffer_shift`).
+    """
+    gain = _gain(g, stream)
+    bounds, bias, pos_max, neg_max = _bounds(g, stream, gain, host_bound)
     d = stream_divisor(g, stream)  # sigma = D·2^j makes lowered 1/D pool weights exact
-    j = largest_pow2([lim / d for lim in limits.values()])
+    j, _ = scale_exponent(bounds, d, stream.neurons[0], "spinnaker")
     if d > 1 and j < 0:  # keep the plain power-of-two scale where 2^j would round away
-        d, j = 1, largest_pow2(list(limits.values()))
+        d = 1
+        j, _ = scale_exponent(bounds, d, stream.neurons[0], "spinnaker")
     sigma = d * 2.0**j
     k = sigma * gain  # mV of current per unit of stream value
-    shifts = (ring_buffer_shift(pos_max * k), ring_buffer_shift(neg_max * k))
+    exact_k = Fraction(sigma) * Fraction(gain)
+    shifts = (
+        ring_buffer_shift(Fraction(pos_max) * exact_k),
+        ring_buffer_shift(Fraction(neg_max) * exact_k),
+    )
     rows: list[dict[str, Any]] = []
     for n in stream.entries:
         rows.append(_entry(g, n, k, shifts, stream.index))
     for n in stream.neurons:
         rows.append(_neuron(g, n, sigma, gain, bias[n], shifts, stream))
-    return StreamPlan(j, limits, rows, d)
+    return StreamPlan(j, float_limits(bounds), rows, d)
 
 
 def _signed_stored(w: np.ndarray, shifts: tuple[int, int]) -> np.ndarray:
@@ -145,10 +245,11 @@ def _neuron(
     stream: Stream,
 ) -> dict[str, Any]:
     spec = neuron_spec(g, n, "spinnaker")
-    leak = 1.0 - 1.0 / (spec.tau or math.inf)  # IF was rejected by _gain
+    tau = math.inf if spec.tau is None else float(spec.tau)  # IF was rejected by _gain
+    leak = 1.0 - 1.0 / tau
     op = O.SpiNNakerLIF(
-        v_thresh=place_threshold(sigma * spec.v_threshold),
-        exp_tc=int(to_accum(leak)),
+        v_thresh=place_threshold(Fraction(sigma) * Fraction(spec.v_threshold)),
+        exp_tc=exp_tc_raw(tau),
         r=ONE,
         i_offset=to_accum(np.asarray(bias) * sigma * gain),
         exc_shift=shifts[0],

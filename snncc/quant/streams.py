@@ -16,6 +16,7 @@ its maximum and only positive (or only negative) weights.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -199,14 +200,53 @@ def stream_bias(g: Graph, stream: Stream) -> dict[str, np.ndarray]:
     return vals
 
 
+def _fan_in(op: O.Op) -> int:
+    """Weights summed into one output of a synaptic op (``in`` of a Linear, ``in/g·k·k`` of a
+    conv)."""
+    w = np.asarray(op.weight)
+    return int(np.prod(w.shape[1:])) if w.ndim > 1 else 1
+
+
+def grid_up(w: np.ndarray, terms: int) -> np.ndarray:
+    """Non-negative ``w`` rounded *up* to a power-of-two grid on which a sum of ``terms``
+    products ``w_i·x_i`` (``x_i`` integers, ``terms`` counting their size too) is exact.
+
+    Why: the worst-case input of a stream decides its power-of-two scale, and a float matrix
+    product's last bit depends on the summation order, which BLAS chooses per CPU (AVX2 and
+    AVX-512 kernels differ). With every weight a multiple of ``u = 2^(E - g)`` (``2^E`` above the
+    largest weight) and ``g = 53 - bit_length(terms)``, every partial sum is an integer multiple
+    of ``u`` below ``2^53·u``, hence exactly representable: the product is the same on every CPU.
+    Rounding up keeps the bound an upper bound; it grows by at most ``terms·u``, about
+    ``terms²·2^-52`` of the largest weight, the size of the float sum's own error.
+    """
+    top = float(np.max(w, initial=0.0))
+    if top <= 0.0:
+        return w
+    e = math.frexp(top)[1]
+    unit_exp = e - (53 - max(1, int(terms)).bit_length())
+    if unit_exp < -1070:  # weights near the subnormal range: no grid, keep the float values
+        return w
+    unit = math.ldexp(1.0, unit_exp)
+    return np.ceil(w / unit) * unit
+
+
 def stream_bounds(g: Graph, stream: Stream) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Worst-case positive and negative per-step input (biases excluded) at every stream node."""
+    """Worst-case positive and negative per-step input (biases excluded) at every stream node.
+
+    The entries' signed weights are first put on an exact grid (:func:`grid_up`), so that the
+    bound, and the scale decided from it, does not depend on the CPU's summation order.
+    Downstream adds and re-indexing are elementwise (IEEE, the same everywhere).
+    """
+    source = _source_max(g)
 
     def signed(sign: float) -> Callable[[str, O.Op], O.Op]:
         def transform(n: str, op: O.Op) -> O.Op:
             if isinstance(op, SYNAPTIC):
-                w = np.asarray(op.weight, np.float64)
-                return op.replace(weight=np.maximum(sign * w, 0.0), bias=None)
+                w = np.maximum(sign * np.asarray(op.weight, np.float64), 0.0)
+                if n in stream.entries:
+                    peak = max(int(np.max(source(d), initial=0.0)) for d in g.inputs_of(n))
+                    w = grid_up(w, _fan_in(op) * max(1, peak))
+                return op.replace(weight=w, bias=None)
             if isinstance(op, O.Scale) and n in stream.entries:
                 return op.replace(factor=max(sign * float(op.factor), 0.0))
             if isinstance(op, O.Scale):
@@ -215,8 +255,8 @@ def stream_bounds(g: Graph, stream: Stream) -> tuple[dict[str, np.ndarray], dict
 
         return transform
 
-    pos = evaluate_stream(g, stream, _source_max(g), signed(1.0))
-    neg = evaluate_stream(g, stream, _source_max(g), signed(-1.0))
+    pos = evaluate_stream(g, stream, source, signed(1.0))
+    neg = evaluate_stream(g, stream, source, signed(-1.0))
     return pos, neg
 
 

@@ -19,6 +19,7 @@ Hop latency (d >= 1 per projection) is not modelled here; backends account for i
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -47,17 +48,29 @@ def stored_weight(w: float | np.ndarray, shift: int) -> np.ndarray:
     return np.rint(np.abs(np.asarray(w, np.float64)) * 2.0 ** (FRAC_BITS - shift)).astype(np.int64)
 
 
-def ring_buffer_shift(max_summed_weight: float) -> int:
+def ring_buffer_shift(max_summed_weight: float | Fraction) -> int:
     """``ceil(log2(max))`` clamped at 0, plus 1 when ``2^s <= max``; 0 for a maximum <= 0 (§4.1).
 
     The clamp is sPyNNaker's (``ceil(max(0, log2(w)))`` in ``get_ring_buffer_shifts``): the
     shift moves the ring buffer *left* into s16.15, so a maximum below 1/2 still gets shift 0
     rather than a negative one.
+
+    Together the rule is "the smallest ``s >= 0`` with ``2^s > max``", and that is how it is
+    computed: from the exact binary exponent (``math.frexp`` of a float, integer bit lengths of
+    a :class:`~fractions.Fraction`), never from ``np.log2``, whose last bit varies between CPUs
+    (SIMD implementations) and which rounds ``2^k`` minus one ulp up to exactly ``k``.
     """
     if max_summed_weight <= 0:
         return 0
-    s = max(0, int(np.ceil(np.log2(max_summed_weight))))
-    return s + 1 if 2.0**s <= max_summed_weight else s
+    if isinstance(max_summed_weight, Fraction):
+        p, q = max_summed_weight.numerator, max_summed_weight.denominator
+        e = p.bit_length() - q.bit_length()  # max lies in (2^(e-1), 2^(e+1))
+        above = (p << max(-e, 0)) >= (q << max(e, 0))  # max >= 2^e
+        return max(0, e + 1 if above else e)
+    x = float(max_summed_weight)
+    if not math.isfinite(x):
+        raise ValueError(f"ring_buffer_shift needs a finite maximum, got {x}")
+    return max(0, math.frexp(x)[1])  # max = m·2^e with m in [1/2, 1): 2^(e-1) <= max < 2^e
 
 
 def membrane_params(tau_m: float, c_m: float, dt: float = 1.0) -> tuple[int, int]:
