@@ -21,7 +21,6 @@ non-deterministic fact; every other file is byte-identical for the same inputs.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from snncc.diagnostics import SnnccError
+from snncc.exact import ceil_div
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext, PassFn, run_pipeline
 from snncc.reports.artifacts import check_output_dir
@@ -98,7 +98,7 @@ def no_fit_error(ref: str, target: str, plan: Any, budget: Any, gran: tuple | No
     mem, cores = int(d["memory_bytes"]), int(d["cores"])
     what = f"{ref}" + (f" at slice {gran}" if gran is not None else "")
     need = f"{fmt_bytes(mem)} ({mem} bytes) in {cores} cores"
-    fix = f"{math.ceil(mem / 1024)}KiB" if budget.bytes is not None else f"{cores}cores"
+    fix = f"{ceil_div(mem, 1024)}KiB" if budget.bytes is not None else f"{cores}cores"
     return SnnccError(
         f"{what} does not fit {target} under budget {budget.text}: it needs {need}",
         code="CO004",

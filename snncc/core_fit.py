@@ -14,8 +14,9 @@ import dataclasses
 from typing import Any
 
 from snncc.diagnostics import SnnccError
+from snncc.exact import ceil_div
 from snncc.ir.graph import Graph
-from snncc.memory import TARGETS, LayerMemory, Projection, Unit, ceil_div, deployed_units
+from snncc.memory import TARGETS, LayerMemory, Projection, Unit, deployed_units
 
 __all__ = [
     "TARGETS", "chunks", "layer_memory", "max_atoms_per_core", "split_fan_in", "target_model",

@@ -26,6 +26,7 @@ from fractions import Fraction
 from typing import Any
 
 from snncc.diagnostics import SnnccError
+from snncc.exact import ceil_div
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.ir.printer import node_stats
@@ -38,12 +39,6 @@ SPIKE_SIDE = (O.Reshape, O.Permute, O.Repeat, O.Slice, O.Pad, O.Delay, O.Scale, 
 #: Ops that keep consecutive elements consecutive (the ``group`` bound stays valid).
 ORDER_KEEPING = (O.Reshape, O.Scale, O.Add, O.Delay, O.BatchNorm)
 TARGETS = ("loihi", "spinnaker")
-
-
-def ceil_div(a: int, b: int) -> int:
-    """``ceil(a / b)`` for integers, ``b > 0``, exactly (``math.ceil(a / b)`` goes through a
-    float quotient, which is wrong once ``a`` passes 2^53 and hides where floats enter)."""
-    return -(-int(a) // int(b))
 
 
 def _ratio(num: int, den: int) -> Fraction:

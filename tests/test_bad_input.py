@@ -103,6 +103,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():
         dict(m.named_parameters())[name].mul_(1e30)
     _save(d / "huge.pt", m)
+    m = models.create(ARCH).eval()
+    m.load_state_dict(sd)
+    bn = next(mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d))
+    bn.running_var[0] = -5.0
+    _save(d / "neg_var.pt", m)
 
     spec = models.spec(ARCH)
     _save(d / "bad_timesteps.pt", good, timesteps=spec.timesteps + 3)
@@ -159,6 +164,7 @@ def _model_cases() -> list[Case]:
         "malicious_zip": ("malicious_zip.pt", "E021"),
         "nan_weights": ("nan.pt", "E032"),
         "inf_weights": ("inf.pt", "E032"),
+        "negative_variance": ("neg_var.pt", "E032"),
         "timesteps_mismatch": ("bad_timesteps.pt", "E030"),
         "input_shape_mismatch": ("bad_shape.pt", "E031"),
         "missing_arch": ("no_arch.pt", "E026"),

@@ -19,9 +19,8 @@ Several layers may share a core (Lava's compiler packs processes), so the partit
 
 from __future__ import annotations
 
-import math
-
 from snncc.backends.lava.constraints import LOIHI, LoihiConstraints
+from snncc.exact import ceil_div
 from snncc.memory import Projection, Unit, conv_sources
 
 #: How convolution weights are costed: ``per-connection`` (the default and the safe bound: the
@@ -36,7 +35,7 @@ def axons(p: Projection, k: int) -> int:
         return 0
     bound = min(p.n_pre, k * p.rf)
     if p.group > 1:
-        bound = min(bound, (math.ceil(k / p.group) + 1) * p.rf)
+        bound = min(bound, (ceil_div(k, p.group) + 1) * p.rf)
     if p.conv:  # sliding windows overlap: count the input rows the atoms' windows cover
         inputs = p.conv[1] * p.conv[2] * p.conv[3] * p.conv[0]
         per_input = max(1, p.n_pre // max(1, inputs))  # spike sources per input element
@@ -72,7 +71,7 @@ class LoihiMemoryModel:
     def synapse_bytes_each(self, p: Projection) -> int:
         """Bytes per stored synapse of a projection: 8-bit weight (+ 6-bit delay field)."""
         bits = self.c.synapse_bits + (self.c.delay_field_bits if p.delay > 0 else 0)
-        return math.ceil(bits / 8)
+        return ceil_div(bits, 8)
 
     def synapse_bytes(self, p: Projection, k: int, n: int) -> int:
         """Synaptic memory of ``k`` of ``n`` consecutive post atoms for projection ``p``.
@@ -83,10 +82,10 @@ class LoihiMemoryModel:
         channel-major); the smaller of the two is used.
         """
         each = self.synapse_bytes_each(p)
-        per_connection = math.ceil(p.synapses * k / n) * each
+        per_connection = ceil_div(p.synapses * k, n) * each
         if self.conv_synapses != "shared" or not p.kernel or not p.channel_atoms:
             return per_connection
-        channels = min(math.ceil(n / p.channel_atoms), math.ceil(k / p.channel_atoms) + 1)
+        channels = min(ceil_div(n, p.channel_atoms), ceil_div(k, p.channel_atoms) + 1)
         return min(per_connection, channels * p.kernel * each)
 
     def state_bytes(self, unit: Unit, k: int) -> int:
@@ -99,7 +98,7 @@ class LoihiMemoryModel:
             + words * self.c.custom_word_bytes
             + unit.size * self.c.custom_word_bytes
         )
-        return math.ceil(total * k / unit.size)
+        return ceil_div(total * k, unit.size)
 
     def usage(self, unit: Unit, k: int) -> dict[str, int]:
         """Resources used by ``k`` atoms of ``unit`` on one core."""

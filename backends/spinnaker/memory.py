@@ -18,10 +18,9 @@ Host currents (the encoding layer's output) enter as the neurons' ``I_offset``: 
 
 from __future__ import annotations
 
-import math
-
 from snncc.backends.lava.memory import axons
 from snncc.backends.spinnaker.constraints import SPINNAKER, SpiNNakerConstraints
+from snncc.exact import ceil_div
 from snncc.memory import Projection, Unit
 
 
@@ -52,11 +51,11 @@ class SpiNNakerMemoryModel:
             return 0
         atoms_pre = p.n_pre if p.single_slice_source else self.c.neurons_per_core
         connected = max(1, axons(p, k))
-        slices = math.ceil(p.n_pre / atoms_pre)
+        slices = ceil_div(p.n_pre, atoms_pre)
         if p.kind == "synaptic":  # channel-major layouts scatter a slice's inputs
             blocks = min(slices, connected)
         else:  # one-to-one and AND operands: the compiler orders them contiguously
-            blocks = min(slices, math.ceil(connected / atoms_pre) + 1)
+            blocks = min(slices, ceil_div(connected, atoms_pre) + 1)
         rows = min(p.n_pre, blocks * atoms_pre)
         max_row = min(k, p.fan_out)
         words = self.c.row_header_words + max_row

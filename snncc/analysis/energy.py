@@ -18,7 +18,6 @@ Energy models are data (:data:`MODELS`): constants, labels and sources from hard
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from snncc.analysis.feeds import batches
 from snncc.analysis.sops import AttentionBlock, Layer, attention_blocks, costed_layers
 from snncc.analysis.stats import FiringStats, Progress, collect
 from snncc.diagnostics import SnnccError
+from snncc.exact import ceil_div
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.ir.types import Kind
@@ -101,8 +101,8 @@ class EnergyModel:
 
 
 def _spinnaker_chip(t: Totals, timesteps: int) -> float:
-    cores = math.ceil(t.neurons / SPINN_NEURONS_PER_CORE) if t.neurons else 0
-    chips = math.ceil(cores / SPINN_APP_CORES_PER_CHIP) if cores else 0
+    cores = ceil_div(t.neurons, SPINN_NEURONS_PER_CORE) if t.neurons else 0
+    chips = ceil_div(cores, SPINN_APP_CORES_PER_CHIP) if cores else 0
     return (0.35 * chips + 0.034 * cores) * timesteps * 1e-3
 
 

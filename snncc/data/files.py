@@ -77,11 +77,14 @@ def check_finite(
     one line says what to look at without listing a thousand tensors.
     """
     bad: list[tuple[str, int, int, int]] = []
+    arrays = list(arrays)
     for name, array in arrays:
         nan, inf, total = nonfinite_counts(array)
         if nan or inf:
             bad.append((name, nan, inf, total))
     if not bad:
+        if code == WEIGHTS_CODE:
+            _check_variances(arrays, where)
         return
     name, nan, inf, total = bad[0]
     more = ""
@@ -95,6 +98,24 @@ def check_finite(
         hint=hint or default_hint,
         exit_code=2,
     )
+
+
+def _check_variances(arrays: list[tuple[str, Any]], where: str | Path) -> None:
+    """BatchNorm ``running_var`` must be >= 0: a negative one makes ``sqrt(var + eps)`` NaN in
+    every later number (a corrupt checkpoint, not a model snncc could compile)."""
+    for name, array in arrays:
+        if not str(name).endswith("running_var"):
+            continue
+        v = np.asarray(array.detach().cpu() if hasattr(array, "detach") else array, np.float64)
+        neg = int(np.count_nonzero(v < 0))
+        if neg:
+            raise SnnccError(
+                f"{where}: invalid BatchNorm statistics: {name}: {neg} negative variance(s) of "
+                f"{v.size} (smallest {v.min():g}); running variances are never negative",
+                code=WEIGHTS_CODE,
+                hint="the checkpoint is corrupt: retrain, or restore the BatchNorm statistics",
+                exit_code=2,
+            )
 
 
 # -- the .npz reader ----------------------------------------------------------------------------

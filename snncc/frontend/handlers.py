@@ -9,13 +9,13 @@ reported as unsupported, all at once, by the tracer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from math import log2
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import fx
 
 import snncc.frontend.neurons  # noqa: F401 - registers torch.ops.snncc.neuron
+from snncc.exact import pow2_exponent
 from snncc.frontend.values import Const, Value
 from snncc.ir import ops as O
 from snncc.ir.types import Kind
@@ -341,7 +341,7 @@ def mul(tr: Translator, node: fx.Node) -> Value:
 
 def div(tr: Translator, node: fx.Node) -> Value:
     a, b = tr.val(node.args[0]), tr.val(node.args[1])
-    if isinstance(a, Value) and isinstance(b, (int, float)) and b > 0 and log2(b).is_integer():
+    if isinstance(a, Value) and isinstance(b, (int, float)) and pow2_exponent(b) is not None:
         # Division by a power of two equals multiplication by its inverse bit for bit.
         return tr.emit(O.Scale(factor=1.0 / float(b)), [a], node, a.roles, static=a.static)
     raise Unsupported(

@@ -211,6 +211,11 @@ class BatchNorm(Op):
                 self._fail(name, f"expected shape {n}, got {getattr(self, name).shape}")
         if self.eps <= 0:
             self._fail("eps", f"must be positive, got {self.eps}")
+        bad = int(np.count_nonzero(~(np.asarray(self.running_var) + self.eps > 0)))
+        if bad:  # sqrt of a negative variance: every later number would be NaN
+            self._fail(
+                "running_var", f"{bad} channel(s) have running_var + eps <= 0 (a corrupt BatchNorm)"
+            )
 
 
 @dataclass(frozen=True, eq=False)

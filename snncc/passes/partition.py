@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from snncc.core_fit import max_atoms_per_core, split_fan_in, target_model
+from snncc.exact import ceil_div
 from snncc.ir.graph import Graph
-from snncc.memory import Unit, ceil_div, deployed_units
+from snncc.memory import Unit, deployed_units
 from snncc.passes.manager import PassContext
 
 

@@ -17,6 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from snncc.diagnostics import SnnccError
+from snncc.exact import floor_log2
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.ir.types import Kind
@@ -73,28 +74,6 @@ def neuron_spec(g: Graph, n: str, target: str) -> NeuronSpec:
             exit_code=2,
         )
     return NeuronSpec(float(op.tau), float(op.v_threshold), bool(op.decay_input))
-
-
-def floor_log2(x: float | int | Fraction) -> int:
-    """``floor(log2(x))`` for a finite ``x > 0``, exactly.
-
-    Why not ``math.floor(math.log2(x))``: ``log2`` rounds its result, so for ``x`` one ulp below
-    ``2^k`` it returns exactly ``k`` (and a vectorised ``np.log2`` may differ in the last bit
-    between CPUs); the exponent must come from the value itself. A float is ``m·2^e`` with
-    ``m`` in [1/2, 1) (``math.frexp``, exact), so the answer is ``e - 1``; an integer or
-    :class:`~fractions.Fraction` ``p/q`` is decided by integer comparison with ``2^e``.
-    """
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if not (math.isfinite(x) and x > 0):
-            raise ValueError(f"floor_log2 needs a finite positive value, got {x}")
-        return math.frexp(x)[1] - 1
-    f = Fraction(x)
-    if f <= 0:
-        raise ValueError(f"floor_log2 needs a positive value, got {x}")
-    p, q = f.numerator, f.denominator
-    e = p.bit_length() - q.bit_length()  # p/q lies in (2^(e-1), 2^(e+1))
-    return e if (p << max(-e, 0)) >= (q << max(e, 0)) else e - 1
 
 
 def largest_pow2(limits: list[float | Fraction], lower: int = MIN_SCALE_EXP) -> int:
@@ -220,14 +199,6 @@ def exact_ratio(num: float | int, den: float | int) -> Fraction | float:
     if den == 0:
         return math.inf
     return Fraction(num) / Fraction(den)
-
-
-def pow2_exponent(x: float) -> int | None:
-    """``k`` with ``x == 2^k`` exactly, else None."""
-    if x <= 0 or not math.isfinite(x):
-        return None
-    m, e = math.frexp(x)
-    return e - 1 if m == 0.5 else None
 
 
 def clone_for_host(g: Graph, split: Split) -> list[str]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from snncc.backends.lava.constraints import LOIHI
 from snncc.diagnostics import SnnccError
+from snncc.exact import pow2_exponent
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.quant.common import (
@@ -30,7 +31,6 @@ from snncc.quant.common import (
     float_limits,
     mantissa_exponent,
     neuron_spec,
-    pow2_exponent,
     scale_exponent,
 )
 from snncc.quant.streams import (

@@ -23,17 +23,18 @@ import numpy as np
 import pytest
 
 from snncc.diagnostics import SnnccError
+from snncc.exact import ceil_div, floor_log2
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.ir.shapes import output_shape
 from snncc.ir.types import Kind, TensorType
-from snncc.memory import _ratio, ceil_div
+from snncc.memory import _ratio
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.passes.quantize import quantize
 from snncc.quant import loihi as QL
 from snncc.quant import spinnaker as QS
-from snncc.quant.common import exact_ratio, floor_log2, largest_pow2
+from snncc.quant.common import exact_ratio, largest_pow2
 from snncc.quant.streams import grid_up
 from snncc.reference import run
 from snncc.reference.spinnaker_kernels import ring_buffer_shift, to_accum
