@@ -404,3 +404,37 @@ def test_sigint_during_compile_leaves_nothing(corpus: Path, tmp_path: Path) -> N
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert _snapshot(work) == before
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify", "energy", "compile"])
+def test_permission_denied_on_the_model(
+    command: str,
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An unreadable checkpoint (EACCES; simulated, since root reads any file): one OS001 line."""
+    import errno
+
+    model = tmp_path / "locked.pt"
+    shutil.copy(corpus / "good.pt", model)
+    real_open = Path.open
+
+    def locked(self: Path, *a: object, **k: object) -> object:
+        if self.name == model.name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real_open(self, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "open", locked)
+    extra = {"energy": ["--random", "--samples", "1"], "compile": list(COMPILE[1:])}
+    argv = [command, str(model), *extra.get(command, [])]
+    if command == "compile":
+        argv += ["-o", str(tmp_path / "out")]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error[")]
+    assert rc == 2 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("error[OS001]"), err
+    assert str(model) in lines[0] and "Permission denied" in lines[0]
+    assert not (tmp_path / "out").exists()
