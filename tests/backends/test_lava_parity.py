@@ -56,7 +56,7 @@ def test_emitted_files_are_byte_identical(digits_program, tmp_path: Path) -> Non
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
     source = first[0].read_text()
-    assert "LIFReset(shape=(1024,)" in source and "DelayDense(" in source
+    assert "LIFReset(\n        shape=(1024,)" in source and "DelayDense(" in source
     assert "SpecSynapse(" in source and 'Loihi2SimCfg(select_tag="fixed_pt")' in source
     compile(source, "network.py", "exec")  # valid Python (it imports Lava, so not run here)
 
