@@ -87,7 +87,13 @@ def test_report_json_keys_and_types(compiled: dict[str, Any], target: str) -> No
             assert isinstance(layer[k], int) and layer[k] >= 0
     assert sum(x["memory_bytes"] for x in r["layers"]) <= r["memory_bytes"]
     names = [p["name"] for p in r["passes"]]
-    assert names[-3:] == ["verify_spike_driven", "quantize", "partition"]
+    assert names[-5:] == [
+        "verify_spike_driven",
+        "quantize",
+        "lower",
+        "balance_latency",
+        "partition",
+    ]
     assert all("seconds" not in p for p in r["passes"])  # timings live in timings.json
     timings = json.loads((compiled[target].out_dir / "timings.json").read_text())
     assert [p["name"] for p in timings["passes"]] == names

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from functools import cache
 
@@ -223,12 +222,10 @@ def test_elastic_spikformer_has_sew_violations() -> None:
 
 # -- CLI -----------------------------------------------------------------------------------------
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="snncc")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    cli_cmds.register_verify(sub)
-    cli_cmds.register_energy(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The real CLI (it prints errors and maps them to exit codes)."""
+    from snncc.cli import main
+
+    return main(argv)
 
 
 def test_cli_verify_exit_codes_and_json(monkeypatch, capsys) -> None:
