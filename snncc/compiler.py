@@ -252,6 +252,8 @@ def compile_model(
         raise no_fit_error(ref, target, plan, budget_obj, gran)
     facts = _facts(ref, loaded, target, budget_obj, gran, plan, ctx, core_memory)
     facts.notes.append(_conv_note(target, conv_synapses))
+    spec = ctx.config.get("program_spec")
+    facts.program = _program(target, spec, facts.notes)
     if data is not None:
         st.start("evaluate accuracy")
         facts.accuracy = _accuracy(data, traced, graph, target)
@@ -263,11 +265,27 @@ def compile_model(
     report = build_report(facts)
     timings = timings_json(ctx.records, dict(st.seconds))
     manifest = write_artifacts(out_dir, force, graph, report, timings, _inputs(ref, eval, loaded),
-                               input_paths=input_paths)  # fmt: skip
+                               input_paths=input_paths, program=spec)  # fmt: skip
     st.stop()
     timings["stages"] = dict(st.seconds)
     timings["total_seconds"] = sum(st.seconds.values())
     return CompileResult(out_dir, report, manifest, graph, plan, gran, timings)
+
+
+def _program(target: str, spec: Any, notes: list[str]) -> dict[str, Any] | None:
+    """The report's ``program`` section, and a note when the target runs programs but none was
+    emitted (a construct without a lowering: the ``LOW0xx`` warnings say which)."""
+    from snncc import targets
+    from snncc.reports.program import program_summary
+
+    if spec is not None:
+        return program_summary(spec)
+    if targets.get(target).emitter is not None:
+        notes.append(
+            "No runnable program was emitted: the graph holds constructs without a lowering "
+            "yet (see the LOW warnings); `snncc run` cannot run this build."
+        )
+    return None
 
 
 def _conv_note(target: str, conv_synapses: str) -> str:

@@ -18,6 +18,8 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,23 @@ import numpy as np
 
 import snncc
 from snncc.diagnostics import SnnccError
-from snncc.runtime_io import INPUTS, OUTPUTS, PARAMS, RESULT, load_arrays, save_arrays, to_jsonable
+from snncc.runtime_io import (
+    INPUTS,
+    OUTPUTS,
+    PARAMS,
+    RESULT,
+    load_arrays,
+    read_progress,
+    save_arrays,
+    to_jsonable,
+)
 
 #: Environment variable naming the runtime interpreter (overrides ``.venv-runtime``).
 ENV_VAR = "SNNCC_RUNTIME_PYTHON"
 #: Lines of the runtime's stderr quoted in the error when a job fails.
 STDERR_TAIL_LINES = 40
+#: Seconds between looks at a running job's progress file.
+POLL_SECONDS = 0.25
 
 
 def repo_root() -> Path:
@@ -83,29 +96,94 @@ def _tail(text: str, n: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 
 
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """End the job's whole process group (Lava forks one process per ProcessModel)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=2)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _save_log(log_path: Path | None, module: str, stderr: str) -> str:
+    """Write the job's stderr to ``log_path`` (if given); the sentence naming it, or ''."""
+    if log_path is None:
+        return ""
+    try:
+        Path(log_path).write_text(f"# runtime job {module}: stderr\n{stderr}")
+    except OSError:
+        return ""
+    return f" (full log: {log_path})"
+
+
+def _wait(
+    proc: subprocess.Popen[str],
+    job: Path,
+    timeout: float,
+    progress: Callable[[int], None] | None,
+) -> tuple[str, bool]:
+    """Wait for the job, reporting progress; returns ``(stderr, timed_out)``.
+
+    stderr is drained by a reader thread inside ``communicate``; polling with a short timeout
+    keeps that and lets us look at the progress file in between.
+    """
+    deadline = time.monotonic() + timeout
+    last = -1
+    while True:
+        try:
+            _out, err = proc.communicate(timeout=POLL_SECONDS if progress else timeout)
+            if progress is not None:
+                progress(read_progress(job))
+            return err, False
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                _kill(proc)
+                _out, err = proc.communicate()
+                return err, True
+            if progress is not None:
+                done = read_progress(job)
+                if done != last:
+                    progress(done)
+                    last = done
+
+
 def run_in_runtime(
     module: str,
     inputs: dict[str, np.ndarray],
     params: dict[str, Any],
     timeout: float = 600,
+    *,
+    progress: Callable[[int], None] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Run ``python -m module JOBDIR`` in the runtime environment; return ``(outputs, result)``.
 
     ``inputs`` must be numeric arrays and ``params`` JSON-serialisable (numpy scalars and arrays
     are converted). The job runs in a fresh temporary directory that is also its ``HOME`` and
-    working directory (sPyNNaker writes ``reports/`` there), deleted afterwards.
+    working directory (sPyNNaker writes ``reports/`` there), deleted afterwards. ``progress`` is
+    called with the number of items the job reports done (:func:`snncc.runtime_io.report_progress`)
+    while it runs. When the job fails and ``log_path`` is given, its whole stderr is saved there.
+
+    The job is its own session (so a timeout can kill the group Lava forks); for the same reason
+    it does not receive the terminal's Ctrl-C, so any exception here (KeyboardInterrupt included)
+    ends the whole group before it propagates: no runtime process outlives snncc.
 
     Raises :class:`SnnccError`: ``RT001`` runtime environment missing, ``RT002`` the module exited
     non-zero (the message quotes the end of its stderr), ``RT003`` timeout, ``RT004`` the module
     exited 0 without writing its results.
     """
     python = runtime_python()
+    log = Path(log_path) if log_path is not None else None
     with tempfile.TemporaryDirectory(prefix="snncc-job-") as tmp:
         job = Path(tmp)
         save_arrays(job / INPUTS, inputs)
         (job / PARAMS).write_text(json.dumps(params, default=to_jsonable, indent=1))
         cmd = [python, "-m", module, str(job)]
-        # A new session, so that on timeout the whole group (Lava forks workers) can be killed.
         proc = subprocess.Popen(
             cmd,
             cwd=job,
@@ -117,30 +195,30 @@ def run_in_runtime(
             start_new_session=True,
         )
         try:
-            _stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            _stdout, stderr = proc.communicate()
+            stderr, timed_out = _wait(proc, job, timeout, progress)
+        except BaseException:
+            _kill(proc)
+            raise
+        if timed_out:
             raise SnnccError(
-                f"runtime job {module} did not finish within {timeout:g} s\n{_tail(stderr)}",
+                f"runtime job {module} did not finish within {timeout:g} s"
+                f"{_save_log(log, module, stderr)}\n{_tail(stderr)}",
                 code="RT003",
                 exit_code=70,
                 hint="raise the timeout or simulate fewer steps",
             ) from None
         if proc.returncode != 0:
             raise SnnccError(
-                f"runtime job {module} failed (exit code {proc.returncode}) in {python}:\n"
-                f"{_tail(stderr)}",
+                f"runtime job {module} failed (exit code {proc.returncode}) in {python}"
+                f"{_save_log(log, module, stderr)}:\n{_tail(stderr)}",
                 code="RT002",
                 exit_code=70,
                 hint="if a runtime package is missing or broken, rerun `make setup`",
             )
         if not (job / RESULT).exists():
             raise SnnccError(
-                f"runtime job {module} exited 0 but wrote no {RESULT}\n{_tail(stderr)}",
+                f"runtime job {module} exited 0 but wrote no {RESULT}"
+                f"{_save_log(log, module, stderr)}\n{_tail(stderr)}",
                 code="RT004",
                 exit_code=70,
             )

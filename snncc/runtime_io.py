@@ -15,6 +15,8 @@ Files in ``JOBDIR``:
 - ``params.json`` JSON parameters
 - ``outputs.npz`` arrays produced by the runtime module
 - ``result.json`` JSON metadata produced by the runtime module (versions, timings, counts)
+- ``progress``    optional: how many work items (samples) are done, rewritten as they finish,
+  so the compile side can show progress while the job runs (:func:`report_progress`)
 
 This module imports numpy only and uses Python 3.10 syntax, because it runs inside the runtime
 environment; it must not import anything from the compile side (torch).
@@ -34,6 +36,7 @@ INPUTS = "inputs.npz"
 PARAMS = "params.json"
 OUTPUTS = "outputs.npz"
 RESULT = "result.json"
+PROGRESS = "progress"
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -82,6 +85,22 @@ def write_result(
     tmp = d / (RESULT + ".tmp")
     tmp.write_text(json.dumps(result, default=to_jsonable, indent=1))
     tmp.replace(d / RESULT)
+
+
+def report_progress(job_dir: str | os.PathLike[str], done: int) -> None:
+    """Record that ``done`` work items are finished (atomically: the reader never sees half)."""
+    d = Path(job_dir)
+    tmp = d / (PROGRESS + ".tmp")
+    tmp.write_text(str(int(done)))
+    tmp.replace(d / PROGRESS)
+
+
+def read_progress(job_dir: str | os.PathLike[str]) -> int:
+    """The last :func:`report_progress` value, 0 before the first."""
+    try:
+        return int((Path(job_dir) / PROGRESS).read_text() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def job_dir_from_argv(argv: list[str] | None = None) -> Path:

@@ -79,11 +79,15 @@ def run(
     host: dict[str, np.ndarray],
     batch: int,
     run_cfg: Any = None,
+    progress: Any = None,
 ) -> dict[str, np.ndarray]:
     """Run ``batch`` samples; ``host[pop]`` is ``[T, batch, n]`` integer a_in per host input.
 
     Returns every population's spikes over the whole run, ``[batch * PERIOD + DEPTH, n]``
-    uint8, row ``i`` being Lava step ``i + 1``.
+    uint8, row ``i`` being Lava step ``i + 1``. With ``progress`` (a callable), the run is cut
+    where each sample's last step leaves the pipeline (``PERIOD + DEPTH`` steps, then ``PERIOD``
+    per sample; Lava keeps all state between ``run`` calls) and ``progress(k)`` is called with
+    the number of samples done.
     """
     lif, _ = build(w, spec)
     steps = batch * PERIOD + DEPTH
@@ -97,7 +101,12 @@ def run(
     for name, p in lif.items():
         monitors[name].probe(p.s_out, steps)
     first = next(iter(lif.values()))
-    first.run(RunSteps(num_steps=steps), run_cfg or Loihi2SimCfg(select_tag="fixed_pt"))
+    cfg = run_cfg or Loihi2SimCfg(select_tag="fixed_pt")
+    chunks = [steps] if progress is None else [PERIOD + DEPTH] + [PERIOD] * (batch - 1)
+    for k, n_steps in enumerate(chunks, start=1):
+        first.run(RunSteps(num_steps=n_steps), cfg)
+        if progress is not None:
+            progress(k)
     try:
         out = {}
         for name, p in lif.items():

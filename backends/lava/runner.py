@@ -9,7 +9,9 @@ and the snncc core only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,19 +34,29 @@ class LavaRun:
 
 
 def run_on_lava(
-    spec: ProgramSpec, host: dict[str, np.ndarray], batch: int, timeout: float = 600
+    spec: ProgramSpec,
+    host: dict[str, np.ndarray],
+    batch: int,
+    timeout: float = 600,
+    *,
+    progress: Callable[[int], None] | None = None,
+    log_path: str | Path | None = None,
 ) -> LavaRun:
     """Run ``batch`` samples of ``spec`` in the runtime environment under Lava ``fixed_pt``.
 
     Requires: a balanced spec; ``host[pop]`` ``[T, batch, size]`` integers per host input.
     Ensures:  spikes as the numpy executor's :func:`~snncc.backends.lower.simulate.windows`
-              lays them out; raises ``SnnccError`` ``RT00x`` when the job fails.
+              lays them out; raises ``SnnccError`` ``RT00x`` when the job fails (its stderr
+              saved to ``log_path`` when given). ``progress(k)`` is called as samples finish.
     """
     doc, arrays = spec.to_payload()
     inputs = dict(arrays)
     for pop, a in host.items():
         inputs[HOST_PREFIX + pop] = np.asarray(a, np.int64)
-    outputs, info = run_in_runtime(PROGRAM_MODULE, inputs, {"spec": doc, "batch": batch}, timeout)
+    params = {"spec": doc, "batch": batch, "progress": progress is not None}
+    outputs, info = run_in_runtime(
+        PROGRAM_MODULE, inputs, params, timeout, progress=progress, log_path=log_path
+    )
     spikes, counts = {}, {}
     for i, p in enumerate(spec.populations):
         spikes[p.name] = outputs[f"s{i}"].reshape((spec.timesteps, batch) + p.shape)

@@ -97,6 +97,13 @@ def manifest(report: dict[str, Any], inputs: dict[str, Any], hashes: dict[str, s
     }
 
 
+def _label(report: dict[str, Any]) -> str:
+    """What the generated program says it was compiled from (deterministic: no paths, no time)."""
+    model = report.get("model") or {}
+    arch = model.get("arch") or "model"
+    return f"{arch}, T={report['timesteps']}, target {report['target']}"
+
+
 def write_artifacts(
     out_dir: Path,
     force: bool,
@@ -106,8 +113,12 @@ def write_artifacts(
     inputs: dict[str, Any],
     *,
     input_paths: Sequence[str | Path] = (),
+    program: Any = None,
 ) -> dict[str, Any]:
     """Write the whole directory atomically; returns the manifest.
+
+    ``program`` is the lowered program spec; the target's emitter writes it into the directory
+    (for Loihi: ``network.py``, ``run.py``, ``weights.npz``, ``spec.json``), hashed with the rest.
 
     ``input_paths`` are the files the command read (checkpoint, ``--eval`` file): the output
     rules of :func:`~snncc.reports.artifacts.atomic_directory` refuse an ``out_dir`` holding one,
@@ -123,6 +134,10 @@ def write_artifacts(
         write_bytes(tmp, "report.md", render_markdown(report).encode())
         write_bytes(tmp, "report.html", render_html(report, figs).encode())
         write_bytes(tmp, "timings.json", canonical_json(timings))
+        if program is not None:
+            from snncc import targets
+
+            targets.get(report["target"]).load("emitter")(program, tmp, label=_label(report))
         doc = manifest(report, inputs, tree_hashes(tmp, exclude=NON_DETERMINISTIC))
         write_bytes(tmp, "manifest.json", canonical_json(doc))
     return doc

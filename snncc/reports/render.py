@@ -87,6 +87,27 @@ def _md_passes(r: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def program_rows(r: dict[str, Any]) -> list[list[str]]:
+    """The emitted program's facts as (what, value) rows; empty when none was emitted."""
+    p = r.get("program")
+    if not p:
+        return []
+    conns = ", ".join(f"{n} {k}" for k, n in sorted(p["connections"].items()))
+    rows = [
+        ["populations / neurons", f"{p['populations']} / {p['neurons']:,}"],
+        ["connections", conns or "-"],
+        ["processes", str(p["processes"])],
+        ["pipeline depth", f"{p['pipeline_depth']} steps (max delay {p['max_delay']})"],
+        ["run length", str(p["run_steps"])],
+    ]
+    rows += [[f"not neurocore-native: {x['connection']}", x["why"]]
+             for x in p["not_neurocore_native"]]  # fmt: skip
+    rows += [
+        [f"simulated: {k}", why] for k, why in sorted(p["simulated_by_custom_process"].items())
+    ]
+    return rows
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """``report.md``: summary, pictures (``figures/*.svg``), layers, verification, passes."""
     lines = [f"# snncc compile report: {r['model'].get('ref')} → {r['target']}", ""]
@@ -96,6 +117,8 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines += ["## Pictures", ""]
     lines += [f"![{cap}](figures/{stem}.svg)" for stem, cap in FIGURES] + [""]
     lines += ["## Layers", ""] + _md_table(LAYER_HEAD, layer_rows(r)) + [""]
+    if program_rows(r):
+        lines += ["## Program", ""] + _md_table(["", ""], program_rows(r)) + [""]
     acc = r.get("accuracy")
     if acc and acc.get("per_layer_drift"):
         lines += ["## Spike-count drift per layer (quantized vs float)", ""]
@@ -152,6 +175,8 @@ def render_html(r: dict[str, Any], figures: dict[str, str]) -> str:
         if stem in figures:
             parts.append(f"<figure><figcaption>{cap}</figcaption>{figures[stem]}</figure>")
     parts += ["<h2>Layers</h2>", _h_table(LAYER_HEAD, layer_rows(r))]
+    if program_rows(r):
+        parts += ["<h2>Program</h2>", _h_table(["", ""], program_rows(r))]
     ver = r["verification"]
     parts.append(f"<h2>Verification</h2><p>spike-driven: <b>{ver['spike_driven']}</b></p>")
     viol = [[str(v.get("node")), str(v.get("message")), str(v.get("hint"))]

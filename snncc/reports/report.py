@@ -44,6 +44,8 @@ class CompileFacts:
     accuracy: dict[str, Any] | None = None
     sops: dict[str, Any] | None = None
     slices: list[dict[str, Any]] | None = None
+    #: The emitted program (:func:`snncc.reports.program.program_summary`), None if none.
+    program: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -116,6 +118,7 @@ def build_report(facts: CompileFacts) -> dict[str, Any]:
         "sops": facts.sops,
         "slices": facts.slices,
         "quantization": _quantization(facts.records),
+        "program": facts.program,
         "passes": [r.to_dict(timings=False) for r in facts.records],
         "diagnostics": facts.diagnostics,
         "notes": facts.notes,

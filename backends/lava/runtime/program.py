@@ -24,7 +24,7 @@ import numpy as np
 from snncc.backends.lava.emit import network_source
 from snncc.backends.lower.simulate import windows
 from snncc.backends.lower.spec import ProgramSpec
-from snncc.runtime_io import job_dir_from_argv, read_job, write_result
+from snncc.runtime_io import job_dir_from_argv, read_job, report_progress, write_result
 
 HOST_PREFIX = "host:"
 
@@ -37,16 +37,26 @@ def load_network(spec: ProgramSpec) -> dict[str, Any]:
 
 
 def run(
-    inputs: dict[str, np.ndarray], params: dict[str, Any]
+    inputs: dict[str, np.ndarray], params: dict[str, Any], job_dir: Any = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Run the job; ``(outputs, result)`` for :func:`snncc.runtime_io.write_result`."""
+    """Run the job; ``(outputs, result)`` for :func:`snncc.runtime_io.write_result`.
+
+    With ``job_dir`` and ``params["progress"]`` true, the samples done are reported there as
+    the run proceeds (:func:`snncc.runtime_io.report_progress`).
+    """
     t0 = time.perf_counter()
     spec = ProgramSpec.from_payload(params["spec"], inputs)
     batch = int(params["batch"])
     host = {h.population: inputs[HOST_PREFIX + h.population] for h in spec.host_inputs}
     network = load_network(spec)
     t1 = time.perf_counter()
-    raw = network["run"](inputs, spec, host, batch)
+    progress = None
+    if job_dir is not None and params.get("progress"):
+
+        def progress(done: int) -> None:
+            report_progress(job_dir, done)
+
+    raw = network["run"](inputs, spec, host, batch, progress=progress)
     t2 = time.perf_counter()
     win = windows(spec, raw, batch)
     outputs: dict[str, np.ndarray] = {}
@@ -71,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: ``python -m snncc.backends.lava.runtime.program JOBDIR``."""
     job_dir = job_dir_from_argv(argv)
     inputs, params = read_job(job_dir)
-    outputs, result = run(inputs, params)
+    outputs, result = run(inputs, params, job_dir)
     write_result(job_dir, outputs, result)
 
 

@@ -1,0 +1,53 @@
+"""The report's ``program`` section: what the compile emitted and what of it is not native.
+
+A user deciding whether to trust a build needs to know what will run: how many processes (on a
+chip: how many neurocore programs), how deep the pipeline is (every hop costs a timestep, so a
+sample's spikes leave ``depth`` steps late and a run of ``B`` samples takes ``B·T + depth``
+steps), and which parts are not plain neurocore operations, with the reason. This module
+reads the lowered program spec's public fields only; it imports no SDK.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Connection kinds that are not a neurocore's own synaptic operation, and why.
+NOT_NATIVE: dict[str, str] = {
+    "product": "spike products (attention's Q·Kᵀ·V) are computed by a custom fixed-point Lava "
+    "process; Loihi 2 has no neurocore operation for a product of two spike trains (on "
+    "hardware: a programmable-neuron or embedded-CPU implementation)",
+}
+#: Connection kinds that are native on the chip but simulated by a custom process, and why.
+SIMULATED: dict[str, str] = {
+    "conv": "a vectorised custom Lava process with Lava Conv's exact integer semantics (Lava's "
+    "own Conv loops in Python per channel pair); on Loihi 2 the compiler maps convolutions to "
+    "neurocore connectivity",
+}
+
+
+def program_summary(spec: Any, processes: int | None = None) -> dict[str, Any]:
+    """JSON-ready summary of a lowered, balanced program spec (see the module docstring)."""
+    stats = dict(spec.stats())
+    kinds = dict(stats.get("connections", {}))
+    not_native = [
+        {"connection": c.name, "kind": c.kind, "why": NOT_NATIVE[c.kind]}
+        for c in spec.connections
+        if c.kind in NOT_NATIVE
+    ]
+    simulated = {k: why for k, why in SIMULATED.items() if k in kinds}
+    host_fed = len(spec.host_inputs)
+    return {
+        "populations": int(stats.get("populations", len(spec.populations))),
+        "neurons": int(stats.get("neurons", 0)),
+        "connections": kinds,
+        "processes": processes
+        if processes is not None
+        else len(spec.populations) + len(spec.connections) + host_fed,
+        "pipeline_depth": int(spec.depth),
+        "max_delay": int(stats.get("max_delay", 0)),
+        "steps_per_sample": int(spec.timesteps),
+        "run_steps": f"B*{int(spec.timesteps)} + {int(spec.depth)} for B samples back to back",
+        "host_inputs": [h.population for h in spec.host_inputs],
+        "not_neurocore_native": not_native,
+        "simulated_by_custom_process": simulated,
+    }

@@ -1,0 +1,88 @@
+"""One description per hardware target, looked up by every stage instead of branching on a name.
+
+A target is everything snncc knows about one chip: its constraints (with their sources), how
+to quantize for it, its memory model, the reference-interpreter mode that is bit-exact with it,
+how to lower and emit a program, and how to run one. Stages ask :func:`get` for the target and
+take what they need from it, so adding a target (or a simulator of one) is one entry here plus
+its ``backends/<name>/`` package, not another ``if target == ...`` in every module.
+
+Every part is named by an import path (``"module:attribute"``) and imported on first use: the
+snncc core must import with numpy alone (torch and the SDKs are optional per environment), and a
+compile for SpiNNaker must not import Lava code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from snncc.diagnostics import SnnccError
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a stage needs to know about one target (see the module docstring).
+
+    ``emitter``, ``runner`` and ``run_module`` are None for a target without a backend that
+    runs programs yet; ``simulators`` names what ``snncc run`` can execute the program on.
+    """
+
+    name: str
+    title: str
+    constraints: str
+    memory_model: str
+    quantizer: str
+    reference_mode: str
+    lowering: str | None = None
+    emitter: str | None = None
+    runner: str | None = None
+    simulators: tuple[str, ...] = ()
+
+    def load(self, part: str) -> Any:
+        """Import and return the object a part names (``"pkg.module:attr"``)."""
+        ref = getattr(self, part)
+        if ref is None:
+            having = ", ".join(t.name for t in TARGETS.values() if getattr(t, part))
+            raise SnnccError(
+                f"target {self.name!r} has no {part.replace('_', ' ')} yet",
+                code="TG002",
+                hint=f"targets with one: {having or 'none yet'}",
+            )
+        module, _, attr = ref.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+TARGETS: dict[str, Target] = {
+    "loihi": Target(
+        name="loihi",
+        title="Intel Loihi 2 (Lava 0.10 fixed_pt simulation)",
+        constraints="snncc.backends.lava.constraints:LOIHI",
+        memory_model="snncc.backends.lava.memory:LoihiMemoryModel",
+        quantizer="snncc.quant.loihi:quantize_stream",
+        reference_mode="loihi",
+        lowering="snncc.backends.lower.lower:lower_program",
+        emitter="snncc.backends.lava.emit:emit",
+        runner="snncc.backends.lava.runner:run_on_lava",
+        simulators=("lava",),
+    ),
+    "spinnaker": Target(
+        name="spinnaker",
+        title="SpiNNaker 1 (sPyNNaker 7.4 / PyNN)",
+        constraints="snncc.backends.spinnaker.constraints:SPINNAKER",
+        memory_model="snncc.backends.spinnaker.memory:SpiNNakerMemoryModel",
+        quantizer="snncc.quant.spinnaker:quantize_stream",
+        reference_mode="spinnaker",
+    ),
+}
+NAMES: tuple[str, ...] = tuple(TARGETS)
+
+
+def get(name: str) -> Target:
+    """The target called ``name``; an unknown name is bad input (exit 2) listing the known."""
+    try:
+        return TARGETS[name]
+    except (KeyError, TypeError):
+        raise SnnccError(
+            f"unknown target {name!r}", code="TG001", hint=f"use one of: {', '.join(NAMES)}"
+        ) from None
