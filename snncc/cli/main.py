@@ -41,6 +41,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("snncc.cli.zoo_cmds", ("register_models", "register_inspect")),
     ("snncc.cli.analysis_cmds", ("register_verify", "register_energy")),
     ("snncc.cli.compile_cmds", ("register_compile", "register_slices")),
+    ("snncc.cli.run_cmds", ("register_run",)),
 )
 USAGE_EXIT = 2
 INTERNAL_EXIT = 70
@@ -58,11 +59,13 @@ examples:
   snncc energy examples/checkpoints/spikingformer-tiny-digits.pt --data digits
   snncc compile spikingformer-tiny --target loihi --budget 2MiB -o out/tiny
   snncc slices elastic-spikingformer-tiny --target loihi --budget 1200KiB
+  snncc run out/tiny --data digits --check          simulate the build in Lava, compare
 
 MODEL is an snncc checkpoint file (snncc.save_checkpoint) or a name from `snncc models`; whole
 pickled modules and .pt2 programs (snncc.export_program) need --trust-pickle. Docs: docs/cli.md.
 exit codes: 0 ok, 1 violations with --strict, 2 bad input, 3 untraceable model,
-            4 does not fit the budget, 70 internal error, 130 interrupted, 141 closed pipe
+            4 does not fit the budget, 5 run --check found a difference,
+            70 internal error, 130 interrupted, 141 closed pipe
 """
 
 

@@ -493,6 +493,15 @@ def _check_file(
                 "CO005",
                 f"choose another {flag} path",
             )
+        if os.path.isdir(item) and _is_within(forms, _forms(item)):
+            # e.g. `snncc run DIR --out DIR/spec.json`: a file inside an input directory (a
+            # build) would replace part of it or leave a file its manifest does not list
+            raise _refuse(
+                f"output {shown} lies inside the input directory {item}; writing it would "
+                "change that input",
+                "CO005",
+                f"choose a {flag} path outside {item}",
+            )
     p = Path(path)
     if os.path.isdir(p):
         raise _refuse(
