@@ -132,7 +132,8 @@ def result_json(build: Any, outcome: Any, desc: str) -> dict[str, Any]:
     }
 
 
-def _show(doc: dict[str, Any]) -> None:
+def show_result(doc: dict[str, Any]) -> None:
+    """Print a run's ``--json`` document as the table and lines ``snncc run`` shows."""
     from rich.table import Table
 
     out = console()
@@ -204,7 +205,7 @@ def run_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        _show(doc)
+        show_result(doc)
     if outcome.parity is not None and not outcome.parity["equal"]:
         if not args.json:
             raise SnnccError(
