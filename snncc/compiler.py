@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from snncc import targets
 from snncc.diagnostics import SnnccError
 from snncc.exact import ceil_div
 from snncc.ir.graph import Graph
@@ -37,7 +38,6 @@ from snncc.reports.output import versions, write_artifacts
 from snncc.reports.render import fmt_bytes
 from snncc.reports.report import CompileFacts, build_report, timings_json
 
-TARGETS = ("loihi", "spinnaker")
 Progress = Callable[[str], None]
 
 
@@ -224,8 +224,8 @@ def compile_model(
     """
     from snncc.budget import parse_budget
 
-    if target not in TARGETS:
-        raise _bad(f"unknown target {target!r}", hint=f"use one of: {', '.join(TARGETS)}")
+    if target not in targets.NAMES:
+        raise _bad(f"unknown target {target!r}", hint=f"use one of: {', '.join(targets.NAMES)}")
     out_dir = Path(out_dir)
     input_paths = _input_paths(ref, eval)
     check_output_dir(out_dir, force=force, inputs=input_paths)  # before the minute of work

@@ -19,16 +19,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from snncc import targets
 from snncc.cli import args as A
 from snncc.cli.console import console, err_console, progress_bar, progress_enabled
 from snncc.diagnostics import SnnccError
 
-TARGETS = ("loihi", "spinnaker")
-
 
 def _common(p: argparse.ArgumentParser) -> None:
     A.add_model_args(p)
-    p.add_argument("--target", required=True, choices=TARGETS, help="hardware target")
+    p.add_argument("--target", required=True, choices=targets.NAMES, help="hardware target")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument(
         "--conv-synapses",
