@@ -275,7 +275,6 @@ def compile_model(
 def _program(target: str, spec: Any, notes: list[str]) -> dict[str, Any] | None:
     """The report's ``program`` section, and a note when the target runs programs but none was
     emitted (a construct without a lowering: the ``LOW0xx`` warnings say which)."""
-    from snncc import targets
     from snncc.reports.program import program_summary
 
     if spec is not None:
