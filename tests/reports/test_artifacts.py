@@ -239,8 +239,7 @@ def test_working_directory_and_its_ancestors_are_refused(
 # -- writability is checked before the work -----------------------------------------------------
 @pytest.mark.parametrize("target", ["/proc/snncc-out", "/sys/snncc/out", "/dev/snncc-out"])
 def test_pseudo_filesystems_are_refused_before_writing(target: str) -> None:
-    if not os.path.isdir("/" + target.split("/")[1]):
-        pytest.skip("no such pseudo filesystem here")
+    """Linux's /proc, /sys and /dev (snncc is tested on Linux, README Requirements)."""
     with pytest.raises(SnnccError) as e:
         check_output_dir(target, force=False)
     assert _code(e) == "CO007" and target in e.value.message
@@ -286,20 +285,6 @@ def test_read_only_filesystem_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(SnnccError) as e:
         check_output_dir(tmp_path / "out", force=False)
     assert _code(e) == "CO007" and os.strerror(errno.EROFS) in e.value.message
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits")
-def test_read_only_parent_is_refused(tmp_path: Path) -> None:
-    parent = tmp_path / "ro"
-    parent.mkdir()
-    parent.chmod(0o555)
-    try:
-        with pytest.raises(SnnccError) as e:
-            check_output_dir(parent / "out" / "deeper", force=False)
-        assert _code(e) == "CO007" and str(parent) in e.value.message
-    finally:
-        parent.chmod(0o755)
-    assert list(parent.iterdir()) == []
 
 
 def test_no_write_permission_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
