@@ -63,10 +63,12 @@ class LoadedModel:
     the batch axis (``None``: the model repeats a static sample over time itself). ``source`` says
     where the module came from: ``checkpoint``, ``pickle`` (a whole pickled module), ``export``
     (a ``torch.export`` program, kept in ``program``) or ``zoo`` (a registry name with seeded
-    random weights).
+    random weights). ``nir`` (a NIR file) and ``graph`` (an ``snncc-graph`` file, e.g. written
+    by ``snncc convert``) have no module: they hold the IR ``graph`` itself
+    (:mod:`snncc.graph_model`).
     """
 
-    module: nn.Module
+    module: nn.Module | None
     arch: str
     config: dict[str, Any]
     input_shape: tuple[int, ...]
@@ -77,6 +79,8 @@ class LoadedModel:
     source: str = "checkpoint"
     #: For ``source == "export"``: the loaded :class:`snncc.frontend.exported.Program`.
     program: Any = None
+    #: For ``source in ("nir", "graph")``: the :class:`snncc.ir.graph.Graph` (no module).
+    graph: Any = None
 
 
 # -- saving -------------------------------------------------------------------------------------
@@ -497,6 +501,10 @@ def load_checkpoint(
             path, trust_pickle=trust_pickle, input_shape=input_shape, timesteps=timesteps
         )
     obj = read_file(path, trust_pickle=trust_pickle)
+    if isinstance(obj, dict) and obj.get("format") == "snncc-graph":  # a graph, no module
+        from snncc.graph_model import load_graph_document
+
+        return load_graph_document(obj, path, input_shape=input_shape, timesteps=timesteps)
     if not isinstance(obj, nn.Module):
         return _rebuild(_document(obj, path), path, input_shape=input_shape, timesteps=timesteps)
     return _from_module(

@@ -1,11 +1,12 @@
 """Turn what the user typed (a file or a zoo name) into a model and then into a spike graph.
 
 ``resolve_model(ref)`` accepts an existing file (an snncc checkpoint; pickled modules and ``.pt2``
-programs written by ``snncc.export_program`` with ``trust_pickle``) or a registered seed-zoo name
-(built with ``torch.manual_seed(0)`` so that the same name always gives the same weights).
-``to_graph`` builds the example input and traces. Both raise
-:class:`~snncc.diagnostics.SnnccError` with exit code 2 for bad input, so the CLI prints one line
-and no traceback.
+programs written by ``snncc.export_program`` with ``trust_pickle``; a NIR file or an
+``snncc-graph`` file, which hold a graph and no module, :mod:`snncc.graph_model`) or a registered
+seed-zoo name (built with ``torch.manual_seed(0)`` so that the same name always gives the same
+weights). ``to_graph`` builds the example input and traces (a graph model's graph is copied).
+Both raise :class:`~snncc.diagnostics.SnnccError` with exit code 2 for bad input, so the CLI
+prints one line and no traceback.
 
 Why ``to_graph`` runs the model once before tracing: ``torch.export`` reports a wrong input shape
 as a generic export failure (which ``snncc.trace`` must treat as an untraceable model, exit 3).
@@ -28,7 +29,7 @@ from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 
 #: File suffixes that make a missing reference read as a path rather than a model name.
-_FILE_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".tar", ".bin", ".pkl")
+_FILE_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".tar", ".bin", ".pkl", ".nir")
 
 
 def _time_index(time_axis: int | None) -> int | None:
@@ -103,10 +104,16 @@ def resolve_model(
     from snncc import models
 
     path = Path(ref)
+    if path.is_file() and _is_nir(path):  # a graph from NIR: no module (snncc.graph_model)
+        from snncc.graph_model import load_nir_model
+
+        return load_nir_model(path, input_shape=input_shape, timesteps=timesteps)
     if path.exists():
         loaded = load_checkpoint(
             path, trust_pickle=trust_pickle, input_shape=input_shape, timesteps=timesteps
         )
+        if loaded.graph is not None:  # a graph file: shape and timesteps already applied
+            return loaded
     elif ref in models.names():
         loaded = _zoo(ref, timesteps)
     else:
@@ -118,6 +125,12 @@ def resolve_model(
         check_shape(loaded, shape)
         loaded = dataclasses.replace(loaded, input_shape=shape)
     return loaded
+
+
+def _is_nir(path: Path) -> bool:
+    from snncc.interop.nir_common import looks_like_nir
+
+    return looks_like_nir(path)
 
 
 def _label(loaded: LoadedModel) -> str:
@@ -208,6 +221,10 @@ def to_graph(loaded: LoadedModel, *, input_shape: tuple[int, ...] | None = None)
     """
     import snncc
 
+    if loaded.graph is not None:  # NIR or graph file: nothing to trace (snncc.graph_model)
+        from snncc.graph_model import graph_for
+
+        return graph_for(loaded, input_shape)
     if loaded.source == "export":  # already exported: translate it, with its fixed shapes
         from snncc.frontend.exported import program_to_graph
 
