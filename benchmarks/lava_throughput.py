@@ -6,10 +6,13 @@ compiled for Loihi, measured side by side in one run on the same host inputs (di
 - **emitted**: the program ``snncc compile`` writes (one Lava process per population and per
   connection, plus the host RingBuffer): Lava steps per second under
   ``Loihi2SimCfg(select_tag="fixed_pt")``, Monitors off;
-- **naive**: one Lava process per IR node of the deployed part, as an emitter that does not
-  fuse layers would produce: the same program plus pass-through processes for every IR node the
-  lowering folded into a connection (structural re-indexing, adds, pools, products), so the
-  difference is the per-process cost alone (:mod:`snncc.backends.lava.runtime.throughput`);
+- **naive**: one Lava process per IR node of the deployed part, with Lava's own processes, as an
+  emitter that neither fuses nor vectorises would produce: the same program plus pass-through
+  processes for every IR node the lowering folded into a connection (structural re-indexing,
+  adds, pools, products), and every convolution also run by Lava's ``Conv`` model (a Python
+  loop over channel pairs per step) driven by random spikes of its input shape
+  (:mod:`snncc.backends.lava.runtime.throughput`). It still contains the fused program's own
+  convolution processes, so it slightly overstates the naive cost (by one im2col per conv);
 - **reference**: the ``loihi`` mode of the numpy reference interpreter on the same quantized
   graph (what ``snncc compile --eval`` and ``snncc run --check`` use), in sample-steps per
   second (it computes a batch of samples at once).
@@ -88,7 +91,8 @@ def measure(name: str, ref: str) -> dict[str, Any]:
     module = "snncc.backends.lava.runtime.throughput"
     params = {"spec": doc, "batch": batch, "steps": STEPS}
     _, emitted = run_in_runtime(module, inputs, {**params, "extra": {}}, timeout=1200)
-    _, naive = run_in_runtime(module, inputs, {**params, "extra": extra}, timeout=1200)
+    naive_params = {**params, "extra": extra, "lava_conv": True}
+    _, naive = run_in_runtime(module, inputs, naive_params, timeout=1200)
     t0 = time.perf_counter()
     run(g, f, "loihi")
     ref_s = time.perf_counter() - t0

@@ -1,13 +1,14 @@
 """Runtime job for ``benchmarks/lava_throughput.py``: Lava steps per second of a program spec.
 
 ``python -m snncc.backends.lava.runtime.throughput JOBDIR``. Parameters: ``spec`` (payload
-document), ``batch``, ``steps`` (timed steps), and ``extra`` (``{population: k}``): for the
-*naive* emission, ``k`` pass-through processes chained off that population's spikes, so that the
+document), ``batch``, ``steps`` (timed steps), and for the *naive* emission ``extra``
+(``{population: k}``: ``k`` pass-through processes chained off that population's spikes, so the
 network has one Lava process per IR node of the deployed part, as an emitter that does not fuse
-would produce. Pass-throughs copy their input to their output every step: the same messages a
-per-node process would exchange, with no more arithmetic than the fused program already does,
-so the difference measured is the per-process cost alone (hardware-semantics §3: Lava forks
-one OS process per ProcessModel and synchronises all of them every step).
+would produce) and ``lava_conv`` (every convolution also run by Lava's own ``Conv`` model, as
+a naive emitter would map it). Pass-throughs copy their input to their output every step: the
+messages a per-node process would exchange, with no more arithmetic than the fused program
+already does (hardware-semantics §3: Lava forks one OS process per ProcessModel and
+synchronises all of them every step).
 
 No Monitors are attached (recording is not what is measured). Result: processes, steps, the
 one-step startup (compile + fork) and the timed steps per second.
@@ -58,6 +59,34 @@ class PyPassThroughModel(PyLoihiProcessModel):
         self.s_out.send(self.s_in.recv())
 
 
+def _lava_convs(spec: ProgramSpec, steps: int) -> int:
+    """For each ``conv`` connection, Lava's own ``Conv`` process with the same kernel and shapes.
+
+    A naive emitter maps a convolution to Lava's ``Conv``, whose model loops in Python over
+    channel pairs every step (hardware-semantics §3). Its cost does not depend on the spike
+    values, so each is driven by a RingBuffer of seeded random spikes of its input shape; its
+    output is left unconnected. Returns the processes added (Conv + its driver).
+    """
+    from lava.proc.conv.process import Conv
+
+    rng = np.random.default_rng(0)
+    added = 0
+    for c in spec.connections:
+        if c.kind != "conv":
+            continue
+        p = c.params
+        shape = tuple(int(v) for v in p["input_shape"])
+        data = (rng.random((*shape, steps + 1)) < 0.1).astype(np.int32)
+        src = RingBuffer(data=data)
+        conv = Conv(
+            weight=np.asarray(p["kernel"]), input_shape=shape, padding=tuple(p["padding"]),
+            stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), groups=int(p["groups"]),
+        )  # fmt: skip
+        src.s_out.connect(conv.s_in)
+        added += 2
+    return added
+
+
 def run(
     inputs: dict[str, np.ndarray], params: dict[str, Any]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -75,6 +104,8 @@ def run(
         data[:, :m] = np.asarray(a_in).transpose(2, 1, 0).reshape(n, b * t)[:, :m]
         RingBuffer(data=data).s_out.connect(lif[h.population].a_in)
         n_proc += 1
+    if params.get("lava_conv"):
+        n_proc += _lava_convs(spec, steps)
     for name, k in sorted(params.get("extra", {}).items()):
         port = lif[name].s_out
         for _ in range(int(k)):
