@@ -1,12 +1,18 @@
-"""``--budget``: how much of a chip a compiled model may use, in bytes or in cores.
+"""``--budget``: how much of a machine a compiled model may use, in bytes, cores or chips.
 
-Why two units: a user planning a shared Loihi board thinks in cores, a user comparing slices of an
-elastic model thinks in memory. Byte suffixes follow IEC/SI exactly, because a factor of
-1.024² hidden in "MB" is a 5 % error on a budget that decides whether a model fits:
+Why three units: a user planning a shared Loihi board thinks in cores, one asking "does it fit a
+Kapoho Point?" in chips (8), a user comparing slices of an elastic model thinks in memory. Byte
+suffixes follow IEC/SI exactly, because a factor of 1.024² hidden in "MB" is a 5 % error on a
+budget that decides whether a model fits:
 
 - ``B``; SI ``kB``/``MB``/``GB``/``TB`` = 10^3, 10^6, 10^9, 10^12 bytes;
 - IEC ``KiB``/``MiB``/``GiB``/``TiB`` = 2^10, 2^20, 2^30, 2^40 bytes;
-- ``Ncores`` (or ``N cores``, ``1core``): a core count.
+- ``Ncores`` (or ``N cores``, ``1core``): a core count;
+- ``Nchips`` (or ``N chips``, ``1chip``): a chip count, compared with the partition's ``chips``:
+  on Loihi 2 the cores divided by the usable cores per chip of the constraints module (120,
+  lava-nc's mapper), on SpiNNaker the chips sPyNNaker's planner fills (16 application cores and
+  one SDRAM per chip). Reference Loihi 2 systems: Oheo Gulch 1 chip, Kapoho Point 8, Hala
+  Point 1,152.
 
 Suffixes are case-insensitive (``2mb`` = ``2MB``; ``b`` always means bytes, never bits); a space
 between number and unit is allowed; decimals are allowed when the result is a whole number of
@@ -38,22 +44,27 @@ _UNITS: dict[str, int] = {
     "tib": 2**40,
 }
 _CORES = ("core", "cores")
+_CHIPS = ("chip", "chips")
 _PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*$")
-ACCEPTED = "2MB (10^6 B), 2MiB (2^20 B), 512KiB, 512kB, 1000B, 16cores"
+ACCEPTED = "2MB (10^6 B), 2MiB (2^20 B), 512KiB, 512kB, 1000B, 16cores, 8chips"
 
 
 @dataclass(frozen=True)
 class Budget:
-    """A parsed budget: exactly one of ``bytes`` and ``cores`` is set; ``text`` is the input."""
+    """A parsed budget: exactly one of ``bytes``, ``cores`` and ``chips`` is set; ``text`` is
+    the input."""
 
     bytes: int | None
     cores: int | None
     text: str
+    chips: int | None = None
 
     def describe(self) -> str:
-        """``2,000,000 B`` or ``16 cores``: the exact quantity, for messages and reports."""
+        """``2,000,000 B``, ``16 cores`` or ``8 chips``: the exact quantity, for messages."""
         if self.bytes is not None:
             return f"{self.bytes:,} B"
+        if self.chips is not None:
+            return f"{self.chips} chips"
         return f"{self.cores} cores"
 
 
@@ -82,6 +93,10 @@ def parse_budget(text: str) -> Budget:
         if value != value.to_integral_value() or value < 1:
             raise _bad(text, "a core count must be a whole number >= 1")
         return Budget(bytes=None, cores=int(value), text=text.strip())
+    if unit in _CHIPS:
+        if value != value.to_integral_value() or value < 1:
+            raise _bad(text, "a chip count must be a whole number >= 1")
+        return Budget(bytes=None, cores=None, text=text.strip(), chips=int(value))
     if unit not in _UNITS:
         raise _bad(text, f"unknown unit {unit!r}")
     n = value * _UNITS[unit]
@@ -92,22 +107,26 @@ def parse_budget(text: str) -> Budget:
     return Budget(bytes=int(n), cores=None, text=text.strip())
 
 
-def _plan_totals(plan: Any) -> tuple[int, int]:
-    """``(memory_bytes, cores)`` of a PartitionPlan (or its ``to_dict()`` form)."""
+def _plan_totals(plan: Any) -> tuple[int, int, int]:
+    """``(memory_bytes, cores, chips)`` of a PartitionPlan (or its ``to_dict()`` form)."""
     if isinstance(plan, dict):
-        return int(plan["memory_bytes"]), int(plan["cores"])
-    return int(plan.memory_bytes), int(plan.cores)
+        chips = plan.get("chips")
+        return int(plan["memory_bytes"]), int(plan["cores"]), int(chips if chips else 0)
+    return int(plan.memory_bytes), int(plan.cores), int(getattr(plan, "chips", 0) or 0)
 
 
 def fits(plan: Any, budget: Budget | None) -> bool:
-    """Does the partition fit? Bytes: total partition memory <= budget; cores: cores <= budget."""
+    """Does the partition fit? Bytes: total partition memory <= budget; cores: cores <= budget;
+    chips: the chips the partitioner placed its cores on <= budget."""
     if budget is None:
         return True
-    memory, cores = _plan_totals(plan)
+    memory, cores, chips = _plan_totals(plan)
     if budget.bytes is not None:
         return memory <= budget.bytes
     if budget.cores is not None:
         return cores <= budget.cores
+    if budget.chips is not None:
+        return chips <= budget.chips
     return True
 
 
@@ -119,11 +138,16 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def suggest_budget(memory_bytes: int, cores: int, budget: Budget) -> str:
-    """The smallest round budget, in the user's unit, that admits ``memory_bytes``/``cores``.
+def suggest_budget(memory_bytes: int, cores: int, budget: Budget, chips: int = 0) -> str:
+    """The smallest round budget, in the user's unit, that admits ``memory_bytes``/``cores``
+    (``chips`` for a chip budget; without it, the cores are suggested, which always fit).
 
     Bytes are rounded *up* to whole kB (SI) so the suggestion always fits: 412,345 B -> 413kB.
     """
+    if budget.chips is not None and chips > 0:
+        return f"{chips}chips"
+    if budget.chips is not None:
+        return f"{cores}cores"
     if budget.cores is not None:
         return f"{cores}cores"
     return f"{-(-memory_bytes // 1000)}kB"

@@ -29,8 +29,17 @@ from snncc.diagnostics import SnnccError
 from snncc.exact import ceil_div
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
-from snncc.ir.printer import node_stats
 from snncc.ir.types import Kind
+from snncc.memory_geometry import (
+    LavaForm,
+    conv_geometry,
+    conv_kernel,
+    conv_sources,
+    identity_form,
+    lava_form,
+    synaptic_counts,
+    taps,
+)
 
 #: Ops that store (or imply unit) weights between spikes and a layer.
 SYNAPTIC = (O.Linear, O.Conv1d, O.Conv2d, O.AvgPool2d, O.Sum, O.Mean)
@@ -39,6 +48,11 @@ SPIKE_SIDE = (O.Reshape, O.Permute, O.Repeat, O.Slice, O.Pad, O.Delay, O.Scale, 
 #: Ops that keep consecutive elements consecutive (the ``group`` bound stays valid).
 ORDER_KEEPING = (O.Reshape, O.Scale, O.Add, O.Delay, O.BatchNorm)
 TARGETS = ("loihi", "spinnaker")
+#: Re-exported: the geometry helpers lived here before :mod:`snncc.memory_geometry`.
+__all__ = [
+    "SYNAPTIC", "TARGETS", "LavaForm", "LayerMemory", "Projection", "Unit", "conv_sources",
+    "deployed_units", "find_units", "synaptic_counts",
+]  # fmt: skip
 
 
 def _ratio(num: int, den: int) -> Fraction:
@@ -75,6 +89,10 @@ class Projection:
     #: ``(groups, C_in/groups, H_in, W_in, C_out, H_out, W_out, stride_h, extent_h, stride_w,
     #: extent_w)``; () if none.
     conv: tuple[int, ...] = ()
+    #: The synaptic op as the Lava ``Conv`` that shares its weights (what the calibrated Loihi 2
+    #: model costs, ``snncc.backends.lava.calibrated``); None for sums, means and non-synaptic
+    #: projections. The per-connection models ignore it.
+    lava: LavaForm | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +234,9 @@ class _Walk:
         n_post = math.ceil(_size(self.g, src) * m)
         self.out.append(
             Projection(src, None, "direct", n_post * c, self.source_size(src), c * r,
-                       max(1, math.ceil(m)), 1, delay, self.g.op(src).kind == "Input")
+                       max(1, math.ceil(m)), 1, delay, self.g.op(src).kind == "Input",
+                       lava=identity_form(self.g.type(src).shape) if (m, r, c) == (1, 1, 1)
+                       else None)
         )  # fmt: skip
 
     def synaptic(self, s: str, m: Fraction, r: int, order_kept: bool, delay: int) -> None:
@@ -228,8 +248,9 @@ class _Walk:
             self.out.append(Projection("host", s, "host", 0, n, 1, 1, 1, delay))
             return
         direct = m == 1 and r == 1 and order_kept
-        kernel, per_channel = _conv_kernel(g, s) if direct else (0, 0)
-        geometry = _conv_geometry(g, s) if direct else ()
+        kernel, per_channel = conv_kernel(g, s) if direct else (0, 0)
+        geometry = conv_geometry(g, s) if direct else ()
+        form = lava_form(g, s, mapped=m == 1 and r == 1)
         for src, d in sources:
             if src is None:
                 self.notes.append(f"{s} mixes host values with spikes; host part ignored")
@@ -238,7 +259,7 @@ class _Walk:
                 Projection(src, s, "synaptic", math.ceil(syn * m), self.source_size(src),
                            rf * r, fo * max(1, math.ceil(m)), group if order_kept else 1,
                            delay + d, g.op(src).kind == "Input", kernel, per_channel,
-                           geometry)
+                           geometry, form)
             )  # fmt: skip
 
     def stream(
@@ -276,89 +297,6 @@ class _Walk:
             if isinstance(op, O.MaxPool2d):
                 ratio *= op.kernel[0] * op.kernel[1]
             self.stream(d, m * ratio, r, kept, delay + step)
-
-
-def _conv_geometry(g: Graph, s: str) -> tuple[int, ...]:
-    """See :attr:`Projection.conv`; Conv1d is a convolution over one row (``H = 1``)."""
-    op = g.op(s)
-    if not isinstance(op, (O.Conv1d, O.Conv2d)):
-        return ()
-    c_in_g, c_out = int(op.weight.shape[1]), int(op.weight.shape[0])
-    shape_in, shape_out = g.type(g.inputs_of(s)[0]).shape, g.type(s).shape
-    if isinstance(op, O.Conv1d):
-        ext = (op.weight.shape[2] - 1) * op.dilation + 1
-        return (op.groups, c_in_g, 1, shape_in[-1], c_out, 1, shape_out[-1], 1, 1, op.stride, ext)
-    ext_h = (op.weight.shape[2] - 1) * op.dilation[0] + 1
-    ext_w = (op.weight.shape[3] - 1) * op.dilation[1] + 1
-    return (op.groups, c_in_g, shape_in[-2], shape_in[-1], c_out, shape_out[-2], shape_out[-1],
-            op.stride[0], ext_h, op.stride[1], ext_w)  # fmt: skip
-
-
-def conv_sources(conv: tuple[int, ...], k: int) -> int:
-    """Most distinct input elements ``k`` consecutive outputs of a convolution read.
-
-    Outputs are channel-major (``[C_out, H_out, W_out]`` flattened). ``k`` consecutive outputs
-    lie in at most ``ceil(k / (H_out·W_out)) + 1`` output channels, hence in a few channel
-    groups, and — when they stay within a channel's map — in at most ``ceil(k / W_out) + 2``
-    output rows (the run may wrap into the next channel), which read at most
-    ``(rows - 1)·stride + extent`` input rows of every input channel of their groups, all
-    columns. A run shorter than a row covers at most two row segments (``k`` outputs in all),
-    whose windows span at most ``(k - 1)·stride_w + 2·extent_w`` input columns over
-    ``stride_h + extent_h`` input rows. Neighbouring outputs share most of their window, so
-    this is far below ``k·rf`` once ``k`` is more than a few atoms.
-    """
-    groups, c_in_g, h_in, w_in, c_out, h_out, w_out, stride, ext, stride_w, ext_w = conv
-    per_channel = h_out * w_out
-    channels = min(c_out, ceil_div(k, per_channel) + 1)
-    out_per_group = max(1, c_out // groups)
-    groups_hit = min(groups, ceil_div(channels, out_per_group) + 1)
-    cols_in = w_in
-    if k >= per_channel:
-        rows_in = h_in
-    elif k < w_out:
-        rows_in = min(h_in, stride + ext)
-        cols_in = min(w_in, (k - 1) * stride_w + 2 * ext_w)
-    else:
-        rows_out = min(h_out, ceil_div(k, w_out) + 2)
-        rows_in = min(h_in, (rows_out - 1) * stride + ext)
-    return groups_hit * c_in_g * rows_in * cols_in
-
-
-def _conv_kernel(g: Graph, s: str) -> tuple[int, int]:
-    """``(weights per output channel, output atoms per channel)`` of a convolution, else (0, 0)."""
-    op = g.op(s)
-    if not isinstance(op, (O.Conv1d, O.Conv2d)):
-        return 0, 0
-    return math.prod(op.weight.shape[1:]), _size(g, s) // op.weight.shape[0]
-
-
-def synaptic_counts(g: Graph, s: str) -> tuple[int, int, int, int]:
-    """``(synapses, rf, fan_out, group)`` of one synaptic op, from shapes and parameters."""
-    op, out = g.op(s), g.type(s)
-    in_size = _size(g, g.inputs_of(s)[0])
-    if isinstance(op, (O.Sum, O.Mean)):
-        return in_size, max(1, in_size // max(1, out.size)), 1, 1
-    syn = node_stats(g, s).synapses
-    if isinstance(op, O.Linear):
-        return syn, op.weight.shape[1], op.weight.shape[0], op.weight.shape[0]
-    if isinstance(op, O.AvgPool2d):
-        k = op.kernel[0] * op.kernel[1]
-        return syn, k, _taps(op.kernel, op.stride, (1, 1)), 1
-    w = op.weight
-    per_group_out = w.shape[0] // op.groups
-    kernel = tuple(w.shape[2:])
-    stride = op.stride if isinstance(op.stride, tuple) else (op.stride,)
-    dil = op.dilation if isinstance(op.dilation, tuple) else (op.dilation,)
-    rf = math.prod(w.shape[1:])
-    return syn, rf, per_group_out * _taps(kernel, stride, dil), 1
-
-
-def _taps(kernel: tuple, stride: tuple, dilation: tuple) -> int:
-    """Most outputs one input position feeds: ceil(k/s) per axis (k when dilated)."""
-    n = 1
-    for k, s, d in zip(kernel, stride, dilation, strict=True):
-        n *= ceil_div(k, s) if d == 1 else k
-    return n
 
 
 # -- units ---------------------------------------------------------------------------------------
@@ -409,9 +347,9 @@ def _or_unit(g: Graph, n: str, units: dict[str, str], constituents: dict[str, in
         if src is None:
             continue
         size = _size(g, src) * constituents.get(src, 1)
-        fo = _taps(op.kernel, op.stride, op.dilation)
+        fo = taps(op.kernel, op.stride, op.dilation)
         projs.append(Projection(src, n, "synaptic", out * k, size, k, fo, 1, d,
-                                g.op(src).kind == "Input"))  # fmt: skip
+                                g.op(src).kind == "Input", lava=lava_form(g, n, True)))  # fmt: skip
     return Unit(n, op.kind, "or", out, out, 1, True, tuple(projs))
 
 

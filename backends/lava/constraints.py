@@ -3,7 +3,9 @@
 Sources are the sections of ``docs/hardware-semantics.md`` (kept from the project's reference
 material, which cites lava-nc 0.10.0 source files and the Loihi papers). Values marked
 ``ASSUMPTION`` are not published by Intel; they are planning defaults the user can override
-(``--core-memory``), and reports label them as such.
+(``--core-memory``), and reports label them as such. Values marked ``FITTED`` come from the
+saved output of Intel's Loihi 2 compiler in lava-dl's tutorials (the calibrated model,
+``snncc.backends.lava.calibrated``); each says what it was fitted to.
 """
 
 from __future__ import annotations
@@ -74,6 +76,46 @@ class LoihiConstraints:
     #: ASSUMPTION (no published layout; the process is not neurocore-native).
     custom_spike_bytes: int = 1
     custom_word_bytes: int = 4
+    # -- calibrated model (Intel's Loihi 2 compiler output, docs/budget.md §3) --------------------
+    # Evidence: lava-dl netx tutorials at commit d825ac50 (pilotnet_snn/benchmark.ipynb,
+    # pilotnet_sdnn/benchmark.ipynb, oxford/run.ipynb), rows kept in
+    # tests/data/loihi2_compiler_evidence.json; the fits are checked by
+    # tests/backends/test_loihi_calibration.py.
+    #: SynMem per core, in the compiler's units: every violation line reads
+    #: ``cost_db.registers[reg_name]=12000`` for ``reg_name='SynMem'`` (all three notebooks).
+    synmem_units_per_core: int = 12000
+    #: Bits per SynMem unit. FITTED: 64-bit words (nengo-loihi ``bits_per_memunit = 64`` for
+    #: Loihi 1) reproduce all 10 single-core Dense allocations exactly (61,440 and 66,560 for
+    #: PilotNet's 2560->100, 16,128 and 16,200 for Oxford, ...). 12,000 units = 96,000 bytes.
+    synmem_unit_bits: int = 64
+    #: Bits a Dense synapse stores beyond its weight. FITTED: 12 (the only value that fits all 10
+    #: allocations; Loihi 1's widest synapse index field is 12 bits, nengo-loihi
+    #: ``SynapseConfig.INDEX_BITS_MAP``). Zeros of a Dense matrix are stored too.
+    dense_index_bits: int = 12
+    #: Header bits per input axon's synapse list. FITTED within 2..22 bits; 10 is Loihi 1's
+    #: (nengo-loihi ``bits_per_axon``: ``synapse_idx_bits = 4`` + ``n_synapses_bits = 6``).
+    axon_header_bits: int = 10
+    #: Weight widths the synapse encoding offers (nengo-loihi ``WEIGHT_BITS_MAP`` for Loihi 1):
+    #: a 7-bit layer is stored at 8 bits (Oxford layer 1 fits the allocations only so).
+    weight_widths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
+    #: Convolution: one shared kernel per core, per (input channel, tap) ``ceil(C·w/64) + 1``
+    #: words for the core's ``C`` output channels. FITTED upper bound: equal to 3 and one word
+    #: over 7 of PilotNet's 10 conv rows (w = the kernel's signed width).
+    conv_extra_units: int = 1
+    #: Input axons of a convolution core, per convolution: 2. FITTED: conv rows show 1 or 2.
+    conv_axons_in: int = 2
+    #: Neurons per core under Intel's compiler. FITTED: 4,095. The most seen is 3,168, and its
+    #: convolution tiler refused 4,096-neuron tiles twice (PilotNet conv4 and conv5 took 8x4x64
+    #: and 16x2x64 tiles, not 16x4x64 and 32x2x64); the chip's advertised 8,192 (§1.2, [sec])
+    #: is not what the compiler gives a LIF layer.
+    compiled_neurons_per_core: int = 4095
+    #: Convolution tiles: output tiles with all channels and full height, tile widths a power of
+    #: two (PilotNet: 4, 4, 8, 8, 16, 16). Channel groups and smaller heights are ASSUMED when a
+    #: column of all channels does not fit a core (the notebooks never needed them).
+    tile_width_pow2: bool = True
+    #: A layer's cores hold that layer only: PilotNet's three small Dense layers (1, 10 and 50
+    #: neurons, 1,460 SynMem units together) took a core each.
+    layers_share_cores: bool = False
     # -- timing ------------------------------------------------------------------------------
     #: Every Dense/Sparse/Conv adds exactly one timestep; DelayDense(d) adds 1 + d. Source: §2.4.
     hop_latency: int = 1
@@ -84,6 +126,9 @@ class LoihiConstraints:
             "neurons_per_core": "hardware-semantics §1.2 [sec] — planning assumption",
             "core_memory_bytes": "hardware-semantics §1.2 [sec] — planning assumption",
             "cores_per_chip": "lava-nc mapper.py N3 = 120 virtual cores (§1.2)",
+            "synmem_units_per_core": "lava-dl netx tutorials (d825ac50): cost_db SynMem = 12000",
+            "synmem formulas": "fitted to tests/data/loihi2_compiler_evidence.json",
+            "compiled_neurons_per_core": "fitted: PilotNet conv tiles (pilotnet_snn/benchmark)",
             "fixed-point widths": "lava-nc proc/lif/models.py PyLifModelBitAcc (§2.1)",
             "weights": "lava-nc proc/dense/models.py + utils/weightutils.py (§2.2)",
         }

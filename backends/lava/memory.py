@@ -1,31 +1,33 @@
-"""Loihi 2 bytes per core for a slice of a deployed layer (formulas in docs/budget.md).
+"""The conservative Loihi 2 byte model (``--conv-synapses per-connection``), per core.
 
 Per core holding ``k`` atoms of a layer with ``n`` atoms:
 
 - synapses: every stored connection costs ``synapse_bits`` (8) bits, plus the 6-bit delay field
   when the projection is delayed (DelayDense), rounded up to whole bytes per synapse. Weights are
-  stored *per connection* (the Dense/Sparse lowering), convolutions included: Lava's Conv process
-  shares kernels in simulation, but the chip's layout of convolutional synapses is not public,
-  and the fan-in limit forces position-major placement, under which one core would need every
-  output channel's kernel anyway. Per connection is therefore the safe upper bound;
+  stored *per connection*, convolutions included: an upper bound that needs no knowledge of the
+  chip's convolution layout. The calibrated model (``--conv-synapses shared``,
+  :mod:`snncc.backends.lava.calibrated`) costs what Intel's compiler does instead;
 - neuron state: ``neuron_state_bytes`` per neuron (relays, AND and OR neurons included);
   a custom MatMul process holds operand buffers and accumulators instead;
 - input axons: one table entry of ``axon_entry_bytes`` per distinct presynaptic source, bounded
   by ``min(n_pre, k·rf, (ceil(k/group)+1)·rf)`` per projection. The same count is checked
-  against ``fan_in_per_core``.
+  against ``fan_in_per_core`` (4,096, Loihi 1's figure).
 
-Several layers may share a core (Lava's compiler packs processes), so the partitioner packs.
+Several layers may share a core (first-fit decreasing packing in the partitioner).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from snncc.backends.lava.constraints import LOIHI, LoihiConstraints
 from snncc.exact import ceil_div
 from snncc.memory import Projection, Unit, conv_sources
 
-#: How convolution weights are costed: ``per-connection`` (the default and the safe bound: the
-#: chip's layout of convolutional synapses is not public, §1.2) or ``shared`` (an ASSUMPTION:
-#: one copy of each output channel's kernel per core, as weight-shared convolution would need).
+#: The Loihi cost models, by ``--conv-synapses`` value: ``per-connection`` (this module: every
+#: synapse a byte, convolutions included, the conservative bound) and ``shared`` (the model
+#: calibrated on Intel's compiler output: shared convolution kernels, SynMem units;
+#: :mod:`snncc.backends.lava.calibrated`).
 CONV_SYNAPSES = ("per-connection", "shared")
 
 
@@ -47,21 +49,14 @@ class LoihiMemoryModel:
     """Per-core usage and limits of Loihi 2 (all limits are planning assumptions, §1.2)."""
 
     name = "loihi"
+    cost_model = "per-connection"
     packs = True
     #: Loihi 2 neurons can send graded spikes (an integer payload, §1.2), so a neuron whose
     #: fan-in exceeds a core can sum its inputs in partial-sum relays (snncc.core_fit.split_fan_in).
     graded_relays = True
 
-    def __init__(
-        self,
-        core_memory: int | None = None,
-        c: LoihiConstraints = LOIHI,
-        conv_synapses: str = "per-connection",
-    ) -> None:
-        if conv_synapses not in CONV_SYNAPSES:
-            raise ValueError(f"conv_synapses must be one of {CONV_SYNAPSES}")
+    def __init__(self, core_memory: int | None = None, c: LoihiConstraints = LOIHI) -> None:
         self.c = c
-        self.conv_synapses = conv_synapses
         self.limits = {
             "neurons": c.neurons_per_core,
             "memory": int(core_memory) if core_memory else c.core_memory_bytes,
@@ -74,19 +69,9 @@ class LoihiMemoryModel:
         return ceil_div(bits, 8)
 
     def synapse_bytes(self, p: Projection, k: int, n: int) -> int:
-        """Synaptic memory of ``k`` of ``n`` consecutive post atoms for projection ``p``.
-
-        Per connection: the atoms' share of the stored synapses. With ``conv_synapses="shared"``
-        a convolution may instead store, once per core, the kernels of the output channels its
-        atoms belong to (at most ``ceil(k / atoms per channel) + 1`` channels, as atoms are
-        channel-major); the smaller of the two is used.
-        """
-        each = self.synapse_bytes_each(p)
-        per_connection = ceil_div(p.synapses * k, n) * each
-        if self.conv_synapses != "shared" or not p.kernel or not p.channel_atoms:
-            return per_connection
-        channels = min(ceil_div(n, p.channel_atoms), ceil_div(k, p.channel_atoms) + 1)
-        return min(per_connection, channels * p.kernel * each)
+        """Synaptic memory of ``k`` of ``n`` consecutive post atoms: their share of the stored
+        synapses, per connection."""
+        return ceil_div(p.synapses * k, n) * self.synapse_bytes_each(p)
 
     def state_bytes(self, unit: Unit, k: int) -> int:
         """Neuron state, or the custom process's buffers for ``k`` of its output elements."""
@@ -115,6 +100,28 @@ class LoihiMemoryModel:
             "state_bytes": state,
             "routing_bytes": routing,
         }
+
+    def relay_link(self, unit: Unit, relay: str) -> Projection:
+        """The one-to-one graded input from partial-sum relay ``relay`` into ``unit``."""
+        return Projection(relay, None, "direct", unit.size, unit.size, 1, 1)
+
+    def relay_capacity(self) -> int:
+        """Sources one partial-sum relay may read: half a core's fan-in."""
+        return max(1, self.limits["fan_in"] // 2)
+
+    def relay_load(self, unit: Unit, p: Projection) -> int:
+        """Sources one neuron reads through ``p``."""
+        return min(p.n_pre, p.rf)
+
+    def relay_pieces(self, unit: Unit, p: Projection) -> list[Projection]:
+        """``p`` cut into ``ceil(sources / capacity)`` input groups (e.g. channel groups of a
+        conv), each with that share of the sources, synapses and receptive field."""
+        n = max(1, ceil_div(self.relay_load(unit, p), self.relay_capacity()))
+        if n == 1:
+            return [p]
+        piece = dataclasses.replace(p, synapses=ceil_div(p.synapses, n),
+                                    n_pre=ceil_div(p.n_pre, n), rf=ceil_div(p.rf, n))  # fmt: skip
+        return [piece] * n
 
     def extra_cores(self, unit: Unit, n_chunks: int) -> int:
         """Loihi needs no helper cores (delays up to 62 live in the synapse)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from snncc.core_fit import max_atoms_per_core, split_fan_in, target_model
+from snncc.core_fit import DEFAULT_CONV_SYNAPSES, Layout, layout, split_fan_in, target_model
 from snncc.exact import ceil_div
 from snncc.ir.graph import Graph
 from snncc.memory import Unit, deployed_units
@@ -69,6 +69,8 @@ class Core:
         for r in resources:
             if r not in ("neurons", "memory"):
                 d[r] = int(self.usage.get(r, 0))
+        if self.chunks and "tile" in self.chunks[0]:
+            d["tile"] = list(self.chunks[0]["tile"])
         return d
 
 
@@ -85,6 +87,9 @@ class PartitionPlan:
     layers: list[dict[str, Any]]
     core_map: list[dict[str, Any]]
     utilisation: dict[str, float]
+    #: Which cost model priced the cores: ``per-connection`` or ``calibrated`` (Loihi),
+    #: ``spynnaker`` (SpiNNaker).
+    cost_model: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (deterministic: every list is in graph or core order)."""
@@ -98,21 +103,6 @@ def _fits(usage: dict[str, int], add: dict[str, int], limits: dict[str, int]) ->
 def _add(usage: dict[str, int], add: dict[str, int], times: int = 1) -> None:
     for key, value in add.items():
         usage[key] = usage.get(key, 0) + int(value) * times
-
-
-def _chunk_rows(model: Any, unit: Unit) -> tuple[list[dict[str, Any]], int]:
-    """The unit's chunks as runs ``{"layer", "start", "stop", "size", "count", "usage"}``:
-    the full chunks (``count`` of them, ``size`` atoms each) and the remainder, if any."""
-    k = max_atoms_per_core(model, unit)
-    full, rest = divmod(unit.size, k)
-    rows = []
-    if full:
-        rows.append({"layer": unit.name, "start": 0, "stop": full * k, "size": k,
-                     "count": full, "usage": model.usage(unit, k)})  # fmt: skip
-    if rest:
-        rows.append({"layer": unit.name, "start": full * k, "stop": unit.size, "size": rest,
-                     "count": 1, "usage": model.usage(unit, rest)})  # fmt: skip
-    return rows, k
 
 
 def _pack(rows: list[dict[str, Any]], limits: dict[str, int], packs: bool) -> list[Core]:
@@ -141,11 +131,12 @@ def _pack(rows: list[dict[str, Any]], limits: dict[str, int], packs: bool) -> li
 
 
 def _chips(model: Any, cores: list[Core], n_cores: int) -> int:
-    """Chips the cores occupy. Loihi 2: cores per chip alone (memory is per core). SpiNNaker:
+    """Chips the cores occupy. Loihi 2: cores per chip alone (memory is per core; 120 usable
+    cores per chip, ``LoihiConstraints.cores_per_chip``). SpiNNaker:
     cores are placed in order onto chips of ``cores_per_chip`` application cores whose SDRAM
     together stays within the chip's (sPyNNaker's planner bounds the chip total, §4.3)."""
     per_chip = int(model.c.cores_per_chip)
-    if model.packs:
+    if model.packs or not hasattr(model.c, "sdram_per_chip"):
         return ceil_div(n_cores, per_chip)
     cap = int(model.c.sdram_per_chip)
     chips, used, used_sdram = 0, per_chip, 0  # a full "chip 0" forces the first one open
@@ -164,28 +155,34 @@ def _chips(model: Any, cores: list[Core], n_cores: int) -> int:
 
 
 def _lower_bound(
-    model: Any, units: list[Unit], unit_rows: list[list[dict[str, Any]]], limits: dict[str, int]
+    model: Any, units: list[Unit], layouts: list[Layout], limits: dict[str, int]
 ) -> dict[str, int]:
     """Per resource, no partition can use fewer cores than this (see the module docstring).
 
     A layer's share of the total is the smaller of its usage on one unbounded core and the sum
-    over its chunks: the partition's cores hold at least the chunk sum, so ``cores · capacity``
+    over its cores: the partition's cores hold at least that sum, so ``cores · capacity``
     can never be below the total, whichever of the two per-layer figures is smaller.
+    ``layers`` (targets whose cores hold one layer each): the sum of the layers' own bounds.
     """
     totals: dict[str, int] = {}
-    for unit, rows in zip(units, unit_rows, strict=True):
+    for unit, lay in zip(units, layouts, strict=True):
         whole = model.usage(unit, unit.size)
-        split = {r: sum(int(row["usage"][r]) * row["count"] for row in rows) for r in limits}
+        split = {r: sum(int(row["usage"][r]) * row["count"] for row in lay.runs) for r in limits}
         _add(totals, {r: min(int(whole[r]), split[r]) for r in limits})
     bound = {r: ceil_div(totals.get(r, 0), cap) if cap > 0 else 0 for r, cap in limits.items()}
     if not model.packs:
-        per_layer = sum(ceil_div(u.size, limits["neurons"]) for u in units)
-        bound["layers"] = per_layer
+        if getattr(model, "cost_model", "") == "calibrated":
+            bound["layers"] = sum(lay.lower_bound for lay in layouts)
+        else:  # sPyNNaker: ceil(atoms / neurons per core) per layer
+            bound["layers"] = sum(ceil_div(u.size, limits["neurons"]) for u in units)
     return {r: max(v, 1 if units else 0) for r, v in bound.items()}
 
 
 def plan_partition(
-    g: Graph, target: str, core_memory: int | None = None, conv_synapses: str = "per-connection"
+    g: Graph,
+    target: str,
+    core_memory: int | None = None,
+    conv_synapses: str = DEFAULT_CONV_SYNAPSES,
 ) -> PartitionPlan:
     """Partition the deployed part of ``g`` for ``target`` (the pass's work, callable alone)."""
     model = target_model(target, core_memory, conv_synapses)
@@ -194,12 +191,14 @@ def plan_partition(
     rows: list[dict[str, Any]] = []
     layers: list[dict[str, Any]] = []
     extra_cores: dict[str, int] = {}
-    all_rows: list[list[dict[str, Any]]] = []
+    layouts: list[Layout] = []
     for unit in units:
-        unit_rows, k = _chunk_rows(model, unit)
-        all_rows.append(unit_rows)
+        lay = layout(model, unit)
+        layouts.append(lay)
+        unit_rows, k = lay.runs, lay.per_core
         chunks_n = sum(r["count"] for r in unit_rows)
         for row in unit_rows:
+            row["layer"] = unit.name
             row["partial"] = row["size"] < k or chunks_n == 1
             row["order"] = len(rows)
             rows.append(row)
@@ -217,6 +216,9 @@ def plan_partition(
                 "state_bytes": int(total["state_bytes"]),
                 "routing_bytes": int(total["routing_bytes"]),
                 "extra_cores": int(extra_cores[unit.name]), "notes": list(unit.notes),
+                "binding": lay.binding, "cores_lower_bound": int(lay.lower_bound),
+                **({"tile": list(lay.tile)} if lay.tile else {}),
+                **({"synmem": int(total["synmem"])} if "synmem" in total else {}),
             }
         )  # fmt: skip
     cores = _pack(rows, limits, model.packs)
@@ -241,11 +243,12 @@ def plan_partition(
         cores=n_cores,
         chips=_chips(model, cores, n_cores),
         memory_bytes=memory,
-        cores_lower_bound=_lower_bound(model, units, all_rows, limits),
+        cores_lower_bound=_lower_bound(model, units, layouts, limits),
         limits=limits,
         layers=layers,
         core_map=core_map,
         utilisation=utilisation,
+        cost_model=str(getattr(model, "cost_model", model.name)),
     )
 
 
@@ -262,7 +265,7 @@ def partition(g: Graph, ctx: PassContext) -> Graph:
         g,
         ctx.config["target"],
         ctx.config.get("core_memory"),
-        ctx.config.get("conv_synapses") or "per-connection",
+        ctx.config.get("conv_synapses") or DEFAULT_CONV_SYNAPSES,
     )
     ctx.config["partition_plan"] = plan
     ctx.stats.update(

@@ -49,6 +49,7 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("cores", f"{r['cores']} (lower bound {r['cores_lower_bound']}, "
          f"utilisation {_pct(r.get('core_utilisation'))})"),
         ("chips", "-" if r.get("chips") is None else str(r["chips"])),
+        ("cost model", str(r.get("cost_model") or "-")),
         ("memory", f"{fmt_bytes(r['memory_bytes'])} ({r['memory_bytes']} B)"),
         ("per-core memory", fmt_bytes(r.get("core_memory_bytes"))),
         ("timesteps", str(r["timesteps"])),
@@ -61,16 +62,28 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _tile(x: dict[str, Any]) -> str:
+    t = x.get("tile")
+    return "x".join(str(v) for v in t) if t else "-"
+
+
 def layer_rows(r: dict[str, Any]) -> list[list[str]]:
-    """One row per deployed layer: name, cores, memory, neurons, synapses."""
+    """One row per deployed layer: name, cores (and the layer's own lower bound), memory,
+    neurons, synapses, the resource that binds its cores, and its tile (channels x rows x
+    cols) when the layer is cut into convolution output tiles."""
     return [
-        [str(x["name"]), str(x["cores"]), fmt_bytes(x["memory_bytes"]), str(x["neurons"]),
-         str(x["synapses"])]
+        [str(x["name"]), _cores(x), fmt_bytes(x["memory_bytes"]), str(x["neurons"]),
+         str(x["synapses"]), str(x.get("binding", "-")), _tile(x)]
         for x in r["layers"]
     ]  # fmt: skip
 
 
-LAYER_HEAD = ["layer", "cores", "memory", "neurons", "synapses"]
+def _cores(x: dict[str, Any]) -> str:
+    lb = x.get("cores_lower_bound")
+    return f"{x['cores']}" if lb is None else f"{x['cores']} (≥{lb})"
+
+
+LAYER_HEAD = ["layer", "cores", "memory", "neurons", "synapses", "binds", "tile"]
 
 
 def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -58,6 +58,19 @@ def _lower_bound(plan: dict[str, Any]) -> tuple[int, dict[str, int]]:
     return int(lb), {}
 
 
+def _budget_chips(budget: dict[str, Any]) -> int | None:
+    """The chip budget (``8chips``), from the budget's ``chips`` or its text."""
+    if budget.get("chips") is not None:
+        return int(budget["chips"])
+    from snncc.budget import parse_budget
+    from snncc.diagnostics import SnnccError
+
+    try:
+        return parse_budget(str(budget.get("text", ""))).chips
+    except SnnccError:
+        return None
+
+
 def _layers(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Plan layers with the required keys first (extra keys from the partitioner are kept)."""
     out = []
@@ -98,12 +111,14 @@ def build_report(facts: CompileFacts) -> dict[str, Any]:
         "budget": facts.budget,
         "budget_bytes": facts.budget.get("bytes"),
         "budget_cores": facts.budget.get("cores"),
+        "budget_chips": _budget_chips(facts.budget),
         "slice": facts.slice,
         "timesteps": facts.timesteps,
         "input_shape": facts.input_shape,
         "fits": bool(facts.fits),
         "cores": cores,
         "chips": facts.plan.get("chips"),
+        "cost_model": facts.plan.get("cost_model"),
         "cores_lower_bound": lb,
         "cores_lower_bound_by_resource": lb_by,
         "core_utilisation": (lb / cores) if cores else None,

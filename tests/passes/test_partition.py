@@ -201,8 +201,11 @@ def test_loihi_conv_weights_per_connection_or_shared() -> None:
     # per connection: 8 x 6 x 6 outputs x 4 x 3 x 3 taps (snncc counts every tap of a padded
     # convolution, the upper bound), one byte each.
     assert per["synapse_bytes"] == per["synapses"] == 288 * 36
-    # shared: the one core holds all 8 output channels' kernels, 4 x 3 x 3 bytes each.
-    assert shared["synapse_bytes"] == 8 * 4 * 9
+    # shared (the calibrated model, docs/budget.md §3): the one core holds the kernel once: per
+    # input channel and tap, ceil(8 channels x 8 bits / 64) + 1 = 2 SynMem units of 8 bytes:
+    # 4 x 9 x 2 = 72 units = 576 bytes.
+    assert shared["synmem"] == 4 * 9 * 2 and shared["synapse_bytes"] == 72 * 8
+    assert shared["tile"] == [8, 6, 8] and shared["cores"] == 1  # all channels, 8 = 2^3 wide
     assert shared["state_bytes"] == per["state_bytes"] == 288 * LOIHI.neuron_state_bytes
 
 
