@@ -78,7 +78,7 @@ def save_graph_model(
         "time_axis": graph.meta.get("time_axis"),
         "metrics": None if metrics is None else dict(metrics),
         "graph": dumps_json(doc),
-        "tensors": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()},
+        "tensors": {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.items()},
     }
     buf = io.BytesIO()
     torch.save(payload, buf)

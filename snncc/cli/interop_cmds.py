@@ -149,3 +149,110 @@ def run_export(args: argparse.Namespace) -> int:
     atomic_write_file(args.output, data, force=args.force, inputs=inputs)
     print(f"wrote {args.output}: {summary}")
     return 0
+
+
+# -- convert -----------------------------------------------------------------------------------
+#: Calibration samples taken from the data (the train split of digits, the first rows of a file).
+CALIBRATION_SAMPLES = 256
+#: Samples on which ``convert`` checks its own output against the quantized ANN before writing.
+SELF_CHECK_SAMPLES = 16
+
+
+def register_convert(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``snncc convert ANN.onnx --timesteps T [--bits K] --calibrate DATA -o FILE``."""
+    p = subparsers.add_parser(
+        "convert",
+        help="convert an ONNX ANN into an ExpG-IF spiking model (lossless to its K-bit version)",
+        description="Read an ONNX ANN (Conv, Gemm/MatMul, Relu, Clip, BatchNormalization, Add, "
+        "AveragePool, GlobalAveragePool, Flatten, Reshape), calibrate one power-of-two "
+        "threshold per activation on data (digits: its train split; FILE.npz: array x), and "
+        "write a spiking model with ExpG-IF neurons whose outputs equal the K-bit quantized "
+        "ANN's exactly. docs/interop.md.",
+    )
+    p.add_argument("model", metavar="ANN.onnx", help="the ONNX file")
+    p.add_argument("--timesteps", type=A.timesteps, required=True, metavar="T",
+                   help="steps per sample: at least levels x bits + 1")  # fmt: skip
+    p.add_argument("--bits", type=A.int_in(1, 16, "bits"), default=None, metavar="K",
+                   help="bits per activation (default: the most that fit T)")  # fmt: skip
+    p.add_argument("--calibrate", required=True, metavar="DATA",
+                   help="digits (train split) or FILE.npz with an array x")  # fmt: skip
+    p.add_argument("--samples", type=A.samples, default=CALIBRATION_SAMPLES,
+                   help=f"calibration samples (default {CALIBRATION_SAMPLES})")  # fmt: skip
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="model file to write")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=run_convert)
+    return p
+
+
+def calibration_data(spec: str, shape: tuple[int, ...], n: int) -> tuple[Any, str]:
+    """``n`` calibration samples ``[n, *shape]`` and where they came from (never test data)."""
+    if spec == "digits":
+        from snncc import data
+
+        if len(shape) != 3 or shape[0] != 1 or shape[1] != shape[2]:
+            raise SnnccError(
+                f"digits are [1, s, s] images; the ANN takes {list(shape)}",
+                code="CV003",
+                hint="calibrate with a FILE.npz in the ANN's input layout",
+            )
+        x, _ = data.digits("train", size=shape[-1])
+        return x[:n], f"digits train split ({min(n, len(x))} samples)"
+    from snncc.data.files import read_npz
+
+    x = read_npz(spec, want=shape, option="--calibrate", code="CV003", require_labels=False).x
+    return x[:n], f"{spec} (first {min(n, len(x))} rows)"
+
+
+def _self_check(ann: Any, graph: Graph, conv: Any, x: Any) -> None:
+    """The converted SNN must reproduce the quantized ANN exactly; a mismatch is a bug."""
+    import numpy as np
+
+    from snncc.interop.ann2snn import ann_forward
+    from snncc.reference import run
+
+    x = np.asarray(x[:SELF_CHECK_SAMPLES], np.float64)
+    want, _ = ann_forward(ann, x, thetas=conv.thetas, bits=conv.bits)
+    got = run(graph, {graph.inputs[0]: x}).outputs[graph.outputs[0]]
+    if not np.array_equal(want, got):
+        raise SnnccError(
+            f"internal: the converted SNN differs from the quantized ANN by up to "
+            f"{float(np.max(np.abs(want - got))):.3g}",
+            code="CV900",
+            exit_code=70,
+        )
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Entry point of ``snncc convert``; returns the exit code."""
+    from snncc.graph_model import save_graph_model
+    from snncc.interop.ann2snn import convert
+    from snncc.interop.onnx_read import read_onnx
+    from snncc.reports.artifacts import atomic_write_file, check_output_file, sha256_file
+
+    inputs = [Path(p) for p in (args.model, args.calibrate) if Path(p).exists()]
+    check_output_file(args.output, force=args.force, inputs=inputs)
+    ann = read_onnx(args.model)
+    x, desc = calibration_data(args.calibrate, ann.input_shape, args.samples)
+    graph, conv = convert(ann, x, bits=args.bits, timesteps=args.timesteps)
+    _self_check(ann, graph, conv, x)
+    config = {
+        "format": "onnx-ann2snn",
+        "source": Path(args.model).name,
+        "source_sha256": sha256_file(args.model),
+        "bits": conv.bits,
+        "thetas": dict(conv.thetas),
+        "levels": dict(conv.levels),
+        "min_timesteps": conv.min_timesteps,
+        "calibration": desc,
+    }
+    data = save_graph_model(args.output, graph, arch=f"ExpG-IF SNN of {Path(args.model).name}",
+                            config=config)  # fmt: skip
+    atomic_write_file(args.output, data, force=args.force, inputs=inputs)
+    n = len(conv.thetas)
+    print(
+        f"wrote {args.output}: {n} ExpG-IF layer(s) in {conv.out_level - 1} level(s), "
+        f"{conv.bits} bits, T = {args.timesteps} (needs >= {conv.min_timesteps}); thresholds "
+        f"calibrated on {desc}; equal to the {conv.bits}-bit quantized ANN on "
+        f"{min(SELF_CHECK_SAMPLES, len(x))} of them"
+    )
+    return 0

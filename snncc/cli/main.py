@@ -41,6 +41,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("snncc.cli.zoo_cmds", ("register_models", "register_inspect")),
     ("snncc.cli.analysis_cmds", ("register_verify", "register_energy")),
     ("snncc.cli.compile_cmds", ("register_compile", "register_slices")),
+    ("snncc.cli.interop_cmds", ("register_export", "register_convert")),
     ("snncc.cli.run_cmds", ("register_run",)),
 )
 USAGE_EXIT = 2

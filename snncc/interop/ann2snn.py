@@ -1,0 +1,306 @@
+"""ANN -> SNN with ExpG-IF neurons, lossless with respect to the K-bit quantized ANN.
+
+**The quantized ANN.** Each activation ``j`` (ReLU, or Clip from 0) becomes the K-bit quantizer
+
+    q_j(a) = theta_j * clip(floor(a * 2^K / theta_j), 0, 2^K - 1) / 2^K
+
+with a per-layer threshold ``theta_j``, a power of two calibrated on data (the smallest
+``2^e >= max`` pre-activation over the calibration samples, layer by layer on the quantized
+values before it; for Clip at most ``2^floor(log2 max)`` so that saturation stays below it).
+Powers of two keep every quantized value a short dyadic number, so sums of bit-weighted events
+are exact in float64 and nothing below depends on rounding.
+
+**Why ExpG-IF reproduces it exactly.** An ExpG-IF neuron (:class:`snncc.ir.ops.ExpGIF`) that
+receives its whole input ``a`` at the first step of a K-step group (bit phase 0), with ``v = 0``
+before, emits the binary expansion of ``q(a)`` MSB first: each ``v - th`` is exact (Sterbenz), so
+its bits are ``floor(a * 2^K / theta)`` and it saturates at ``2^K - 1`` for ``a >= theta``.
+
+**The pipeline.** A layer can fire its MSB only once every bit of its input is known, so layer
+levels run in consecutive groups: an activation at level ``L`` (``L = 1 +`` the highest level it
+reads) fires during steps ``[(L-1)K, LK)``. Its input at its first step is built from IR ops:
+
+- the events of a source activation ``i`` are summed over *its* group by ``K`` delays (a window:
+  ``Delay(d)`` for ``d`` in ``[(L-L_i-1)K+1, (L-L_i)K]`` and an ``Add``), which is exactly ``q_i``;
+- the ANN's linear ops (Conv/Linear with their biases, pooling, residual ``Add``, reshapes) are
+  applied to those windows at every step, exactly as the ANN applies them to ``q``;
+- the result is multiplied by a *gate*, a 0/1 impulse at the layer's first step made from the
+  input by ``Linear(0, bias 1)`` (a constant 1) and two delays, so the neuron integrates it once.
+
+The output (the last linear ops after the last activation) reads each source window gated by
+``T`` at step ``(L_out-1)K`` through a ``TimeMean``: ``T q / T = q`` exactly, so the final
+Linear sees exactly ``q`` and its logits equal the quantized ANN's. The SNN needs
+``T >= (L_out - 1) K + 1`` steps. Events a saturated neuron keeps firing after its group are never
+summed (every window covers one group).
+
+The gates and windows make the graph a faithful *reference* of the ExpG-IF pipeline; deploying
+it on a chip needs a phase-aware ExpG-IF (a neuron that integrates only at its group's first step)
+instead of the gate products, which is the Lava backend's part (docs/interop.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from snncc.diagnostics import Diagnostic, Severity, SnnccError
+from snncc.interop.onnx_read import UNSUPPORTED, Ann
+from snncc.ir import ops as O
+from snncc.ir.graph import Graph
+from snncc.ir.types import Kind, TensorType
+
+
+@dataclass
+class Conversion:
+    """What was converted and how: thresholds, bits, levels and the step count."""
+
+    ann: Ann
+    bits: int
+    thetas: dict[str, float]
+    levels: dict[str, int] = field(default_factory=dict)
+    out_level: int = 1
+
+    @property
+    def min_timesteps(self) -> int:
+        return (self.out_level - 1) * self.bits + 1
+
+
+# -- the ANN, float or quantized, on the reference interpreter's kernels ------------------------
+def _eval(op: O.Op, xs: list[np.ndarray], shape: tuple[int, ...], batch: int) -> np.ndarray:
+    from snncc.reference.context import KernelCtx
+    from snncc.reference.float_kernels import KERNELS
+
+    ctx = KernelCtx("ann", 1, 1, batch, TensorType(shape, temporal=False))
+    return KERNELS[type(op)](op, xs, ctx)
+
+
+def quantize_activation(a: np.ndarray, theta: float, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, code)``: the K-bit quantizer above and its integer codes."""
+    code = np.clip(np.floor(a * (2.0**bits / theta)), 0, 2**bits - 1)
+    return code * (theta / 2.0**bits), code.astype(np.int64)
+
+
+def _theta(top: float, clip: float) -> float:
+    theta = 2.0 ** math.ceil(math.log2(top)) if top > 0 and math.isfinite(top) else 1.0
+    if math.isfinite(clip):
+        theta = min(theta, 2.0 ** math.floor(math.log2(clip)))
+    return theta
+
+
+def ann_forward(
+    ann: Ann,
+    x: np.ndarray,
+    *,
+    thetas: dict[str, float] | None = None,
+    bits: int | None = None,
+    calibrate: bool = False,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run the ANN on ``x`` ``[B, *input_shape]``: float activations without ``thetas``, else the
+    K-bit quantized ANN. Returns the output and, per activation, its integer codes (quantized)
+    or values (float). ``calibrate`` fills ``thetas`` layer by layer from this batch."""
+    vals: dict[str, np.ndarray] = {}
+    acts: dict[str, np.ndarray] = {}
+    batch = int(x.shape[0])
+    for name, node in ann.nodes.items():
+        if isinstance(node.op, O.Input):
+            vals[name] = np.asarray(x, np.float64)
+        elif node.op is not None:
+            vals[name] = _eval(node.op, [vals[i] for i in node.inputs], node.shape, batch)
+        else:
+            a = vals[node.inputs[0]]
+            if thetas is None:
+                vals[name] = acts[name] = np.minimum(np.maximum(a, 0.0), node.clip)
+                continue
+            if calibrate:
+                thetas[name] = _theta(float(np.max(a, initial=0.0)), node.clip)
+            vals[name], acts[name] = quantize_activation(a, thetas[name], int(bits or 1))
+    return vals[ann.output], acts
+
+
+def calibrate(ann: Ann, x: np.ndarray, bits: int) -> dict[str, float]:
+    """Per-activation power-of-two thresholds from calibration samples ``x`` (never test data)."""
+    thetas: dict[str, float] = {}
+    ann_forward(ann, x, thetas=thetas, bits=bits, calibrate=True)
+    return thetas
+
+
+# -- the SNN graph ------------------------------------------------------------------------------
+class _Builder:
+    def __init__(self, ann: Ann, conv: Conversion, timesteps: int) -> None:
+        self.ann, self.conv, self.T, self.K = ann, conv, timesteps, conv.bits
+        self.g = Graph("ann2snn")
+        self.cache: dict[tuple[str, int], str] = {}
+
+    def node(self, name: str, op: O.Op, inputs: list[str]) -> str:
+        name = self.g.unique_name(name)
+        self.g.add(name, op)
+        for port, src in zip(op.in_ports, inputs, strict=True):
+            self.g.connect(src, name, port)
+        return name
+
+    def once(self, key: tuple[str, int], make: Any) -> str:
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    def one(self) -> str:
+        """A constant 1 at every step, computed from the input (IR graphs have no constants)."""
+
+        def make() -> str:
+            shape = self.ann.input_shape
+            flat = self.node("clock.flat", O.Reshape((math.prod(shape),)), [self.ann.input])
+            op = O.Linear(np.zeros((1, math.prod(shape))), np.ones(1))
+            return self.node("clock.one", op, [flat])
+
+        return self.once(("one", 0), make)
+
+    def delayed_one(self, t: int) -> str:
+        if t == 0:
+            return self.one()
+        return self.once(("one", t), lambda: self.node(f"clock.d{t}", O.Delay(t), [self.one()]))
+
+    def gate(self, level: int, scale: float = 1.0) -> str:
+        """1 (or ``scale``) at step ``(level-1) K``, 0 elsewhere."""
+        t0 = (level - 1) * self.K
+
+        def impulse() -> str:
+            neg = self.node(f"clock.neg{t0 + 1}", O.Scale(-1.0), [self.delayed_one(t0 + 1)])
+            return self.node(f"gate.{level}", O.Add(2), [self.delayed_one(t0), neg])
+
+        g = self.once(("gate", level), impulse)
+        if scale == 1.0:
+            return g
+        return self.once(
+            ("gateT", level), lambda: self.node(f"{g}.x{scale:g}", O.Scale(scale), [g])
+        )
+
+    def window(self, act: str, level: int) -> str:
+        """The events of ``act`` summed over its group, present at step ``(level-1) K``."""
+
+        def make() -> str:
+            lo = (level - self.conv.levels[act] - 1) * self.K + 1
+            taps = [self.node(f"{act}.d{d}", O.Delay(d), [act]) for d in range(lo, lo + self.K)]
+            if len(taps) == 1:
+                return taps[0]
+            return self.node(f"{act}.win{level}", O.Add(len(taps)), taps)
+
+        return self.once((act, level), make)
+
+    def apply(self, nodes: list[str], feed: dict[str, str], suffix: str) -> dict[str, str]:
+        """Clone the linear ``nodes`` reading ``feed`` (ANN name -> graph node)."""
+        out = dict(feed)
+        for n in nodes:
+            a = self.ann.nodes[n]
+            out[n] = self.node(f"{n}{suffix}", a.op, [out[i] for i in a.inputs])
+        return out
+
+
+def region(ann: Ann, target: str) -> tuple[list[str], list[str]]:
+    """The linear nodes feeding ``target`` (topological) and its sources (activations or the
+    input)."""
+    nodes, sources, todo = set(), set(), list(ann.nodes[target].inputs)
+    while todo:
+        n = todo.pop()
+        op = ann.nodes[n].op
+        if op is None or isinstance(op, O.Input):
+            sources.add(n)
+        elif n not in nodes:
+            nodes.add(n)
+            todo.extend(ann.nodes[n].inputs)
+    return [n for n in ann.nodes if n in nodes], sorted(sources)
+
+
+def build_snn(ann: Ann, conv: Conversion, timesteps: int) -> Graph:
+    """The gated ExpG-IF pipeline of module doc for ``ann`` (levels set in ``conv``)."""
+    b = _Builder(ann, conv, timesteps)
+    b.g.add(ann.input, O.Input(ann.input_shape, kind_in=Kind.CURRENT, temporal=False))
+    b.g.inputs = [ann.input]
+    members: dict[str, int] = {}
+    regions = {}
+    for target in [*ann.activations(), ann.output]:
+        regions[target] = region(ann, target)
+        for n in regions[target][0]:
+            members[n] = members.get(n, 0) + 1
+    for j in ann.activations():
+        nodes, sources = regions[j]
+        level = conv.levels[j]
+        feed = {s: (ann.input if s == ann.input else b.window(s, level)) for s in sources}
+        out = b.apply(nodes, feed, "" if all(members[n] == 1 for n in nodes) else f"@{j}")
+        pre = out[ann.nodes[j].inputs[0]]
+        gated = b.node(f"{j}.in", O.Mul(), [pre, b.gate(level)])
+        b.node(j, O.ExpGIF(theta=conv.thetas[j], bits=conv.bits), [gated])
+    o = ann.output
+    if ann.nodes[o].op is None:  # the output is an activation: read it out as q
+        win = b.window(o, conv.out_level)
+        gated = b.node(f"{o}.out", O.Mul(), [win, b.gate(conv.out_level, float(timesteps))])
+        b.g.outputs = [b.node(f"{o}.q", O.TimeMean(), [gated])]
+    else:
+        nodes, sources = regions[o]
+        nodes = [*nodes, o]
+        feed = {}
+        for s in sources:
+            win = b.window(s, conv.out_level)
+            gated = b.node(f"{s}.out", O.Mul(), [win, b.gate(conv.out_level, float(timesteps))])
+            feed[s] = b.node(f"{s}.q", O.TimeMean(), [gated])
+        b.g.outputs = [
+            b.apply(nodes, feed, "@out" if any(members.get(n, 0) > 1 for n in nodes) else "")[o]
+        ]
+    b.g.meta = {"timesteps": int(timesteps), "time_axis": None,
+                "input_shape": list(ann.input_shape)}  # fmt: skip
+    from snncc.passes.infer_types import infer_node
+
+    for n in b.g.topo_order():
+        b.g.set_type(n, infer_node(b.g, n))
+    return b.g
+
+
+def levels(ann: Ann) -> tuple[dict[str, int], int]:
+    """Each activation's level and the output's (see module doc); refuses an output that reads
+    the input with no activation in between (its exact static value cannot be formed)."""
+    lvl: dict[str, int] = {}
+    for name, node in ann.nodes.items():
+        if isinstance(node.op, O.Input):
+            lvl[name] = 0
+        else:
+            top = max(lvl[i] for i in node.inputs)
+            lvl[name] = top + 1 if node.op is None else top
+    acts = {n: lvl[n] for n in ann.activations()}
+    out = ann.output
+    out_level = lvl[out] + 1
+    if ann.nodes[out].op is not None:
+        _, sources = region(ann, out)
+        if ann.input in sources or not acts:
+            d = Diagnostic(UNSUPPORTED, Severity.ERROR, "the output reads the input through "
+                           "linear ops only (no activation in between)", node=out,
+                           hint="an ANN whose output layer follows a ReLU")  # fmt: skip
+            raise SnnccError.from_diagnostics("the ANN cannot be converted", [d],
+                                              code=UNSUPPORTED, exit_code=3)  # fmt: skip
+    return acts, out_level
+
+
+def convert(
+    ann: Ann, x_calib: np.ndarray, *, bits: int | None, timesteps: int
+) -> tuple[Graph, Conversion]:
+    """Calibrate on ``x_calib`` and build the SNN for ``timesteps`` steps.
+
+    ``bits`` None: the largest K (at most 16) that fits ``timesteps``. Raises ``CV002`` (exit 2)
+    when ``timesteps`` is too short for the network's levels and ``bits``.
+    """
+    acts, out_level = levels(ann)
+    groups = out_level - 1
+    if bits is None:
+        bits = min(16, (timesteps - 1) // groups) if groups else 16
+    need = groups * bits + 1
+    if bits < 1 or timesteps < need:
+        raise SnnccError(
+            f"{timesteps} timesteps are too few: {groups} activation level(s) of "
+            f"{max(bits, 1)} bits need {groups * max(bits, 1) + 1} (levels x bits + 1 readout "
+            "step)",
+            code="CV002",
+            hint=f"--timesteps {groups * max(bits, 1) + 1} or more, or fewer --bits",
+        )
+    thetas = calibrate(ann, x_calib, bits)
+    conv = Conversion(ann, bits, thetas, acts, out_level)
+    return build_snn(ann, conv, timesteps), conv
