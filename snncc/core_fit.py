@@ -238,7 +238,7 @@ def layer_memory(
     """Bytes per deployed layer on ``target`` at its default slicing (see docs/budget.md)."""
     model = target_model(target, core_memory, conv_synapses)
     rows = []
-    for unit in deployed_units(g, target):
+    for unit in deployed_units(g, target, getattr(model, "join_relays", True)):
         lay = layout(model, unit)
         total: dict[str, int] = {}
         for run in lay.runs:

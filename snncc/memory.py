@@ -155,8 +155,10 @@ def _reaches_neuron(g: Graph, name: str, memo: dict[str, bool]) -> bool:
     return memo[name]
 
 
-def find_units(g: Graph, target: str) -> dict[str, str]:
-    """Deployed layers: node -> kind (see module docstring); relays only on Loihi."""
+def find_units(g: Graph, target: str, join_relays: bool = True) -> dict[str, str]:
+    """Deployed layers: node -> kind (see module docstring); relays only on Loihi, and only
+    with ``join_relays`` (without, every consumer of a join reads each branch itself: the
+    fan-in expansion ``backends/lower`` emits)."""
     memo: dict[str, bool] = {}
     units: dict[str, str] = {}
     for n in g.topo_order():
@@ -171,7 +173,7 @@ def find_units(g: Graph, target: str) -> dict[str, str]:
                 units[n] = "and"
             else:
                 units[n] = "dynamic"
-    if target == "loihi":
+    if target == "loihi" and join_relays:
         _add_relays(g, units)
     return {n: units[n] for n in g.topo_order() if n in units}
 
@@ -353,11 +355,12 @@ def _or_unit(g: Graph, n: str, units: dict[str, str], constituents: dict[str, in
     return Unit(n, op.kind, "or", out, out, 1, True, tuple(projs))
 
 
-def deployed_units(g: Graph, target: str) -> list[Unit]:
-    """Every deployed layer of ``g`` on ``target`` with its incoming projections (topo order)."""
+def deployed_units(g: Graph, target: str, join_relays: bool = True) -> list[Unit]:
+    """Every deployed layer of ``g`` on ``target`` with its incoming projections (topo order);
+    ``join_relays``: see :func:`find_units`."""
     if target not in TARGETS:
         raise SnnccError(f"unknown target {target!r}", code="MM001", hint="loihi or spinnaker")
-    kinds = find_units(g, target)
+    kinds = find_units(g, target, join_relays)
     constituents: dict[str, int] = {}
     out: list[Unit] = []
     for n, kind in kinds.items():

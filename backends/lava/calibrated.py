@@ -60,6 +60,9 @@ class LoihiCalibratedModel:
     cost_model = "calibrated"
     packs = False  # Intel's compiler gave every layer cores of its own (constraints)
     graded_relays = True
+    #: A residual join is not a relay population: every layer it feeds reads each branch
+    #: through its own connection, as ``backends/lower`` emits it (fan-in expansion).
+    join_relays = False
 
     def __init__(self, core_memory: int | None = None, c: LoihiConstraints = LOIHI) -> None:
         self.c = c
@@ -150,6 +153,20 @@ class LoihiCalibratedModel:
         synapses = min(p.synapses, atoms * p.rf) if p.synapses else atoms * p.rf
         axons = min(p.n_pre, atoms * p.rf)
         return S.sparse_units(axons, synapses, min(p.fan_out, atoms), c=self.c), axons
+
+    def stored_weights(self, unit: Unit, p: Projection) -> int:
+        """Weights projection ``p`` stores, once: its shared kernel (``conv``), its unrolled
+        matrix with zeros (``dense``), one per channel (``identity``), else its synapses.
+        What ``backends/lower`` emits for the same connection (a Lava ``Conv`` kernel, a
+        ``Dense`` matrix), as the spec-vs-model test checks."""
+        form = self.form(unit, p)
+        if form == "conv":
+            return p.lava.kernel
+        if form == "dense":
+            return unit.size * p.n_pre
+        if form == "identity":
+            return p.lava.c_out if p.lava is not None else unit.size
+        return p.synapses
 
     def state_bytes(self, unit: Unit, k: int) -> int:
         """Neuron state (8 B each, assumed), or a custom process's buffers for ``k`` elements."""

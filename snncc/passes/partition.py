@@ -187,7 +187,8 @@ def plan_partition(
     """Partition the deployed part of ``g`` for ``target`` (the pass's work, callable alone)."""
     model = target_model(target, core_memory, conv_synapses)
     limits = dict(model.limits)
-    units = [part for u in deployed_units(g, target) for part in split_fan_in(model, u)]
+    relays = getattr(model, "join_relays", True)
+    units = [part for u in deployed_units(g, target, relays) for part in split_fan_in(model, u)]
     rows: list[dict[str, Any]] = []
     layers: list[dict[str, Any]] = []
     extra_cores: dict[str, int] = {}
