@@ -48,6 +48,8 @@ from snncc.interop.nir_nodes import (
     if_plan,
     ints,
     lif_plan,
+    per_channel,
+    same_fields,
     standard_op,
 )
 from snncc.interop.nir_nodes import refuse as refusal_for
@@ -59,6 +61,9 @@ from snncc.ir.types import Kind, TensorType
 
 UNSUPPORTED = "NIR010"
 SYNAPSES = (O.Linear, O.Conv1d, O.Conv2d)
+#: NIR node types read by :func:`snncc.interop.nir_nodes.standard_op` (or as a summing junction).
+STANDARD = ("Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+            "Flatten", "Scale", "Delay")  # fmt: skip
 
 
 @dataclass
@@ -162,7 +167,7 @@ class _Importer:
             if kind == "Output":
                 continue
             if any(p in self.failed for p in self.preds[name]):
-                self.failed.add(name)  # reported at its cause
+                self._check_alone(name, kind, d)  # no input to build on; still name its faults
                 continue
             drivers = [self.out_of[p] for p in self.preds[name]]
             try:
@@ -172,6 +177,21 @@ class _Importer:
                 self.problem(name, kind, r.why, r.fix)
             except SnnccError as e:  # IRError from an op or a shape rule
                 self.problem(name, kind, e.message, "check the node's parameters and shapes")
+
+    def _check_alone(self, name: str, kind: str, d: dict[str, Any]) -> None:
+        """Check what can be checked without the node's input (its inputs failed), so that one
+        unsupported node does not hide the ones after it."""
+        self.failed.add(name)
+        plans = {"LIF": lif_plan, "IF": if_plan, "CubaLIF": cubalif_plan}
+        try:
+            if kind in plans:
+                plans[kind](d, self.dt)
+            elif kind.startswith("snncc."):
+                self._extension(d)
+            elif kind not in STANDARD:
+                raise refusal_for(kind)
+        except Refusal as r:
+            self.problem(name, kind, r.why, r.fix)
 
     # -- exact route ------------------------------------------------------------------------
     def _exact(self, name: str, d: dict[str, Any], drivers: list[str]) -> bool:
@@ -192,7 +212,7 @@ class _Importer:
                 distinct_inputs=len(set(rec["inputs"])) == len(rec["inputs"]),
                 quantized="quant" in rec["meta"],
             )  # fmt: skip
-            if std is None or not _same_fields(node_dict(std), d):
+            if std is None or not same_fields(node_dict(std), d):
                 return False  # edited since snncc wrote it: its NIR semantics rule
         t = TensorType.from_dict(rec["type"]) if rec["type"] is not None else None
         self.add(name, _Spec(op, list(rec["inputs"]), t, rec["src"], rec["loc"], rec["meta"]))
@@ -249,8 +269,8 @@ class _Importer:
         sole = single and len(self.succs.get(src, [])) == 1 and src not in self.exact
         if sole and isinstance(spec.op, SYNAPSES):
             axis = len(shape) - 1 if isinstance(spec.op, O.Linear) else 0
-            gain = _per_channel(plan.gain, shape, axis, 1.0)
-            bias = _per_channel(plan.bias, shape, axis, 0.0)
+            gain = per_channel(plan.gain, shape, axis, 1.0)
+            bias = per_channel(plan.bias, shape, axis, 0.0)
             if gain is not None and bias is not None:
                 w = spec.op.weight * gain.reshape((-1,) + (1,) * (spec.op.weight.ndim - 1))
                 old = spec.op.bias if spec.op.bias is not None else np.zeros(len(gain))
@@ -278,33 +298,6 @@ class _Importer:
                 out = self.add(self.fresh(f"{out}.rate"), _Spec(O.TimeMean(), [out]))
             outs.append(out)
         return outs
-
-
-def _same_fields(std: dict[str, Any], d: dict[str, Any]) -> bool:
-    """The NIR fields of a freshly exported node equal those in the file (up to 1e-12)."""
-    for key, value in std.items():
-        if key in ("metadata", "type") or value is None:
-            continue
-        if key not in d:
-            return False
-        a, b = np.asarray(value), np.asarray(d[key])
-        if a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
-            if a.shape != b.shape or not np.allclose(a, b, rtol=1e-12, atol=0):
-                return False
-        elif str(value) != str(d[key]):
-            return False
-    return True
-
-
-def _per_channel(value: Any, shape: tuple[int, ...], axis: int, default: float) -> Any:
-    """``value`` (None, a float or an array of ``shape``) as one number per channel of ``axis``;
-    None when it varies along another axis."""
-    n = shape[axis]
-    if value is None or isinstance(value, float):
-        return np.full(n, default if value is None else value)
-    a = np.broadcast_to(np.asarray(value, np.float64), shape)
-    a = np.moveaxis(a, axis, 0).reshape(n, -1)
-    return a[:, 0] if np.all(a == a[:, :1]) else None
 
 
 def _source(source: Any) -> tuple[NirDoc, str]:

@@ -246,3 +246,30 @@ def _conv(kind: str, d: dict[str, Any]) -> O.Op:
                         dilation=dilation[0], groups=groups)  # fmt: skip
     return O.Conv2d(weight=w, bias=bias, stride=stride, padding=padding, dilation=dilation,
                     groups=groups)  # fmt: skip
+
+
+def same_fields(std: dict[str, Any], d: dict[str, Any]) -> bool:
+    """The NIR fields of a freshly exported node equal those in the file (up to 1e-12)."""
+    for key, value in std.items():
+        if key in ("metadata", "type") or value is None:
+            continue
+        if key not in d:
+            return False
+        a, b = np.asarray(value), np.asarray(d[key])
+        if a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
+            if a.shape != b.shape or not np.allclose(a, b, rtol=1e-12, atol=0):
+                return False
+        elif str(value) != str(d[key]):
+            return False
+    return True
+
+
+def per_channel(value: Any, shape: tuple[int, ...], axis: int, default: float) -> Any:
+    """``value`` (None, a float or an array of ``shape``) as one number per channel of ``axis``;
+    None when it varies along another axis."""
+    n = shape[axis]
+    if value is None or isinstance(value, float):
+        return np.full(n, default if value is None else value)
+    a = np.broadcast_to(np.asarray(value, np.float64), shape)
+    a = np.moveaxis(a, axis, 0).reshape(n, -1)
+    return a[:, 0] if np.all(a == a[:, :1]) else None
