@@ -54,3 +54,38 @@ def test_suggested_budget_rounds_up_so_it_fits() -> None:
     assert suggest_budget(412_345, 3, b) == "413kB"
     assert parse_budget(suggest_budget(412_345, 3, b)).bytes >= 412_345
     assert suggest_budget(412_345, 3, Budget(bytes=None, cores=1, text="1cores")) == "3cores"
+
+
+@pytest.mark.parametrize(("text", "chips"), [("8chips", 8), ("1chip", 1), ("1152 chips", 1152)])
+def test_chip_budgets(text: str, chips: int) -> None:
+    b = parse_budget(text)
+    assert (b.bytes, b.cores, b.chips) == (None, None, chips)
+    assert b.describe() == f"{chips} chips"
+
+
+@pytest.mark.parametrize("text", ["1.5chips", "0chips", "-1chips"])
+def test_bad_chip_budgets_are_exit_2(text: str) -> None:
+    with pytest.raises(SnnccError) as e:
+        parse_budget(text)
+    assert e.value.exit_code == 2 and repr(text) in e.value.message
+    assert "8chips" in (e.value.hint or "")
+
+
+def test_chip_budget_fits_the_plans_chips() -> None:
+    plan = {"memory_bytes": 10**9, "cores": 729, "chips": 7}  # spikingformer-4-384, calibrated
+    kapoho_point = parse_budget("8chips")
+    assert fits(plan, kapoho_point) and not fits(plan, parse_budget("6chips"))
+    assert suggest_budget(10**9, 729, parse_budget("6chips"), chips=7) == "7chips"
+    assert suggest_budget(10**9, 729, parse_budget("6chips")) == "729cores"  # chips unknown
+
+
+def test_chip_budget_on_a_real_partition() -> None:
+    """Loihi 2: 120 usable cores per chip (lava-nc's mapper), so 121 cores need 2 chips."""
+    from snncc.backends.lava.constraints import LOIHI
+    from snncc.core_fit import target_model
+    from snncc.passes.partition import Core, _chips
+
+    model = target_model("loihi", conv_synapses="shared")
+    assert LOIHI.cores_per_chip == 120
+    assert _chips(model, [Core(0, 120, [], {})], 120) == 1
+    assert _chips(model, [Core(0, 121, [], {})], 121) == 2
