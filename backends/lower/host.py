@@ -102,6 +102,11 @@ def readout(
     values: dict[str, np.ndarray] = {}
     for t in spec.taps:
         s = np.asarray(spikes[t.population], np.float64)
+        pop = spec.population(t.population)
+        if pop.graded:  # a programmable neuron's spike at step t carries 2^(K-1-(t mod K))
+            s = s * pop.payloads()[np.arange(len(s)) % pop.bits].reshape(
+                (-1,) + (1,) * (s.ndim - 1)
+            )
         flat = s.reshape(s.shape[:2] + (-1,))
         values[t.node] = gather(flat, t.index)
     need = _ancestors(g, list(g.outputs), values)

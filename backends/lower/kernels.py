@@ -17,9 +17,13 @@ Arithmetic per kind (facts in docs/hardware-semantics.md §2.2, §2.3):
   the un-flipped kernel (im2col + one integer-exact float64 product, the reference's own
   ``conv_nd``), then the output index map. A ``weight_exp < 0`` (never emitted for an IR conv)
   shifts the sum like Dense.
-- ``product``: the IR ops of the program (``MatMul``, ``Mul``, ``Scale``, re-indexing) with the
-  reference's float64 kernels on exact integers (every partial sum is far below 2^53), rounded
-  back to int64, then the output index map.
+- ``product``: the IR ops of the program (:mod:`snncc.backends.lower.program`) with the
+  ``loihi`` reference kernels (float64 on exact integers, every partial sum far below 2^53;
+  a synaptic step gets its ``weight_exp`` as the reference does from node meta), rounded back
+  to int64, then the output index map.
+
+An output index map ``[n_target, J]`` sums ``J`` entry outputs per target neuron, each one
+already shifted by the weight exponent (:func:`to_targets`).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from snncc.backends.lower.spec import Connection, product_steps
 from snncc.backends.lower.structure import gather, torch_kernel
 from snncc.ir.types import TensorType
 from snncc.reference.context import KernelCtx
-from snncc.reference.float_kernels import KERNELS as FLOAT_KERNELS
 from snncc.reference.float_spatial import conv_nd
+from snncc.reference.loihi_kernels import KERNELS as LOIHI_KERNELS
 from snncc.reference.loihi_kernels import dense_input, shift_sum
 
 #: Lava Conv wraps its output into this many signed bits (``signed_clamp``).
@@ -44,6 +48,13 @@ def signed_wrap(x: np.ndarray, bits: int = CONV_OUT_BITS) -> np.ndarray:
     """Lava's ``signed_clamp``: ``(x + 2^(bits-1)) mod 2^bits - 2^(bits-1)`` (a wrap)."""
     base = 1 << bits
     return (np.asarray(x, np.int64) + base // 2) % base - base // 2
+
+
+def to_targets(flat: np.ndarray, out_index: np.ndarray) -> np.ndarray:
+    """``[L, n_target]``: entry outputs ``flat`` (``[L, n]``) gathered per target neuron; with
+    an ``[n_target, J]`` map, the ``J`` gathered outputs summed (``-1`` contributes 0)."""
+    y = gather(flat, out_index)
+    return y.sum(axis=-1) if np.ndim(out_index) == 2 else y
 
 
 def _dense(c: Connection, xs: list[np.ndarray]) -> np.ndarray:
@@ -89,17 +100,24 @@ def _conv(c: Connection, xs: list[np.ndarray]) -> np.ndarray:
     flat = y.reshape(y.shape[0], -1)
     if e < 0:
         flat = shift_sum(flat, e)
-    return gather(flat, c.out_index)
+    return to_targets(flat, c.out_index)
 
 
 def _product(c: Connection, xs: list[np.ndarray]) -> np.ndarray:
     values = [gather(s, o.index).astype(np.float64) for s, o in zip(xs, c.operands, strict=True)]
     steps = len(xs[0])
-    for op, refs in product_steps(c):
-        ctx = KernelCtx(node=c.entry, lead=1, timesteps=steps, batch=1, out_type=TensorType((1,)))
-        values.append(FLOAT_KERNELS[type(op)](op, [values[r] for r in refs], ctx))
+    for op, refs, meta in product_steps(c):
+        ctx = KernelCtx(
+            node=c.entry,
+            lead=1,
+            timesteps=steps,
+            batch=1,
+            out_type=TensorType((1,)),
+            meta={"quant": dict(meta)} if meta else {},
+        )
+        values.append(LOIHI_KERNELS[type(op)](op, [values[r] for r in refs], ctx))
     y = np.rint(values[-1]).astype(np.int64)
-    return gather(y.reshape(y.shape[0], -1), c.out_index)
+    return to_targets(y.reshape(y.shape[0], -1), c.out_index)
 
 
 #: Connection kind -> its arithmetic (operands' spikes -> target a_in).

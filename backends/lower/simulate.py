@@ -11,7 +11,10 @@ over all steps, and each population one call of the reference's
 which is exactly where a fresh trace starts). The result is the same step for step.
 
 Units: ``a_in`` and the host inputs are integers; spikes are uint8 ``[steps, neurons]`` with row
-``τ - 1`` holding Lava step ``τ``.
+``τ - 1`` holding Lava step ``τ``. A programmable-neuron population (role ``expgif``) sends its
+graded payload ``2^(K-1-k)`` to the connections reading it; its spike train is still 0/1. Its
+bit ``k`` at Lava step ``τ`` is ``(τ - depth - 1) mod K`` (sample windows start at a group's
+first bit since ``T`` is a multiple of ``K``), the phase its Lava process uses too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from snncc.backends.lower.kernels import connection_output
 from snncc.backends.lower.spec import Population, ProgramSpec
-from snncc.reference.loihi_kernels import lif_trace
+from snncc.reference.loihi_kernels import expgif_trace, lif_trace
 
 
 def reset_steps(p: Population, period: int, steps: int) -> list[int]:
@@ -46,12 +49,16 @@ def host_trace(spec: ProgramSpec, a_in: np.ndarray, steps: int) -> np.ndarray:
 
 
 def run_population(p: Population, a: np.ndarray, period: int) -> np.ndarray:
-    """Spikes ``[steps, n]`` of ``p`` for input ``a`` (``[steps, n]`` int), with resets."""
+    """Outputs ``[steps, n]`` of ``p`` for input ``a`` (``[steps, n]`` int), with resets: 0/1
+    spikes (uint8), or the graded payloads (int64) of a programmable neuron."""
     rows = reset_steps(p, period, len(a)) + [len(a)]
-    out = np.zeros(a.shape, np.uint8)
+    out = np.zeros(a.shape, np.int64 if p.role == "expgif" else np.uint8)
     for lo, hi in zip(rows[:-1], rows[1:], strict=True):
-        _, _, s = lif_trace(a[lo:hi], p.du, p.dv, p.vth, p.bias_mant, p.bias_exp)
-        out[lo:hi] = s
+        if p.role == "expgif":
+            phase = (lo - p.depth) % p.bits
+            _, out[lo:hi] = expgif_trace(a[lo:hi], p.thresholds, p.bias_mant, phase)
+        else:
+            _, _, out[lo:hi] = lif_trace(a[lo:hi], p.du, p.dv, p.vth, p.bias_mant, p.bias_exp)
     return out
 
 
@@ -74,16 +81,16 @@ def simulate(spec: ProgramSpec, host: dict[str, np.ndarray], batch: int) -> dict
         raise ValueError("simulate needs a balanced spec (run balance_latency first)")
     steps = spec.run_steps(batch)
     fed = {h.population for h in spec.host_inputs}
-    spikes: dict[str, np.ndarray] = {}
+    sent: dict[str, np.ndarray] = {}  # what each population sends: spikes or graded payloads
     for p in spec.populations:
         a = np.zeros((steps, p.size), np.int64)
         if p.name in fed:
             a += host_trace(spec, host[p.name].reshape(spec.timesteps, batch, p.size), steps)
         for c in spec.into(p.name):
-            xs = [delayed(spikes[o.source], 1 + o.delay) for o in c.operands]
+            xs = [delayed(sent[o.source], 1 + o.delay) for o in c.operands]
             a += connection_output(c, xs)
-        spikes[p.name] = run_population(p, a, spec.period)
-    return spikes
+        sent[p.name] = run_population(p, a, spec.period)
+    return {name: (x != 0).astype(np.uint8) for name, x in sent.items()}
 
 
 def windows(spec: ProgramSpec, raw: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:

@@ -7,11 +7,15 @@ spec. Nothing here imports Lava or torch, so the module works on Python 3.10 and
 
 Data model (every index is a C-order flat index into an IR value of one sample, one step):
 
-- :class:`Population`: one Lava ``LIF`` process (``LIFReset`` at run time, for the per-sample
-  reset). ``role`` is ``"lif"`` for a quantized ``LoihiLIF`` node, ``"or"`` for a max-pool over
-  spikes lowered to a threshold neuron (``du = dv = 4095, vth = 0``: fires iff any input spiked).
-  ``depth``: the population computes reference step ``t`` of a sample at Lava step
-  ``t + depth + 1`` (1-based) after that sample's first host step.
+- :class:`Population`: one neuron process. ``role`` (:data:`POPULATION_ROLES`) is ``"lif"`` for
+  a quantized ``LoihiLIF`` node, ``"or"`` for a max-pool over spikes lowered to a threshold
+  neuron (``du = dv = 4095, vth = 0``: fires iff any input spiked), ``"and"`` for a product of
+  spike tensors (``vth = k - 1`` over ``k`` unit inputs: fires iff all spiked), ``"relay"`` for
+  a delay-line relay (an OR neuron with one input), all Lava ``LIFReset``; and ``"expgif"`` for
+  the programmable neuron (:class:`~snncc.ir.ops.LoihiExpGIF`, ``thresholds`` per step of a
+  group, graded payload ``2^(K-1-k)``), a custom process. ``depth``: the population computes
+  reference step ``t`` of a sample at Lava step ``t + depth + 1`` (1-based) after that sample's
+  first host step.
 - :class:`Operand`: where a connection's input comes from: population ``source`` read through
   ``index`` (shape of the operand; ``-1`` reads 0, e.g. padding) and held back ``delay`` steps.
 - :class:`Connection`: one synapse process from its operand(s) to one ``target`` population; it
@@ -19,8 +23,12 @@ Data model (every index is a C-order flat index into an IR value of one sample, 
   structural ops between it and the target (folded into ``out_index`` or the dense matrix).
   Kinds (``params`` keys in :data:`KIND_PARAMS`): ``dense`` (Lava ``Dense``/``DelayDense``),
   ``conv`` (Lava ``Conv`` semantics, a vectorised custom model), ``product`` (a custom
-  fixed-point process evaluating spike products such as attention's ``Q·Kᵀ·V``).
-  Every kind sends, at Lava step ``τ``, what its operands carried at ``τ - 1 - delay``.
+  fixed-point process evaluating a program of IR ops: spike products such as attention's
+  ``Q·Kᵀ·V``, a max-pool of currents). Every kind sends, at Lava step ``τ``, what its operands
+  carried at ``τ - 1 - delay``. ``out_index`` is ``[n_target]`` (one entry output per target
+  neuron, ``-1``: none) or ``[n_target, J]``: the target neuron receives the sum of ``J``
+  entry outputs, each computed (and shifted by the weight exponent) on its own, as ``J``
+  projections into one neuron do.
 - :class:`HostInput`: a population fed by the host: ``a_in = rint(x · host_scale)`` of the
   float encoding node ``node``.
 - :class:`Tap`: a deployed value the host readout reads (``node``), rebuilt from a population's
@@ -48,6 +56,8 @@ KIND_PARAMS: dict[str, dict[str, str]] = {
         "weights": "int [n_target, n_source]: the array given to Lava Dense (2·W_q, trap 2)",
         "weight_exp": "int: Lava Dense weight_exp (the IR exponent - 1)",
         "sign_mode": "str: always 'mixed' (passed explicitly so Dense never guesses it)",
+        "num_message_bits": "int: 0 for 1-bit spikes, K for a programmable neuron's graded "
+        "payload (Dense then multiplies each weight by the payload)",
     },
     "conv": {
         "kernel": "int [C_out, kW, kH, C_in/groups]: Lava Conv layout, flipped, W_q << exp",
@@ -58,9 +68,20 @@ KIND_PARAMS: dict[str, dict[str, str]] = {
         "groups": "int",
     },
     "product": {
-        "steps": "list of IR ops (MatMul, Mul, Scale, structural) evaluated in order",
+        "steps": "list of IR ops (MatMul, Mul, Scale, synaptic, MaxPool2d, Add, Sum, "
+        "structural) evaluated in order with the loihi reference kernels",
         "step_inputs": "list of lists: value references (operands first, then steps)",
+        "step_meta": "list of dicts: the quantizer's meta a step needs (weight_exp)",
     },
+}
+
+#: Population roles: what runs the neuron on Loihi 2 (reports read this table).
+POPULATION_ROLES: dict[str, str] = {
+    "lif": "Lava LIF (neurocore)",
+    "or": "threshold neuron: OR of spikes, a max-pool (neurocore)",
+    "and": "threshold neuron: AND of spikes, a spike product (neurocore)",
+    "relay": "relay neuron carrying spikes beyond one connection's delay (neurocore)",
+    "expgif": "programmable neuron (microcode on Loihi 2)",
 }
 
 
@@ -77,11 +98,27 @@ class Population:
     bias_exp: int
     role: str = "lif"
     depth: int = 0
+    thresholds: tuple[int, ...] = ()  # role "expgif": threshold per step of a group
 
     @property
     def size(self) -> int:
         """Number of neurons."""
         return int(math.prod(self.shape))
+
+    @property
+    def bits(self) -> int:
+        """Steps per group of a programmable neuron (0 for the others)."""
+        return len(self.thresholds)
+
+    @property
+    def graded(self) -> bool:
+        """Whether the outputs are graded payloads (a programmable neuron with two or more bits)."""
+        return self.bits > 1
+
+    def payloads(self) -> np.ndarray:
+        """Payload of a spike at each step of a group: ``2^(K-1-k)`` (``[1]`` for 1-bit)."""
+        k = max(self.bits, 1)
+        return np.array([1 << (k - 1 - i) for i in range(k)], np.int64)
 
 
 @dataclass
@@ -194,6 +231,7 @@ class ProgramSpec:
         for i, p in enumerate(self.populations):
             d = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
             d["shape"] = list(p.shape)
+            d["thresholds"] = [int(t) for t in p.thresholds]
             d["bias_mant"] = store.put(f"p{i}.bias_mant", p.bias_mant)
             pops.append(d)
         conns = [_conn_doc(i, c, store) for i, c in enumerate(self.connections)]
@@ -224,7 +262,14 @@ class ProgramSpec:
         loader = _Loader(arrays)
         got = loader.get
         pops = [
-            Population(**{**d, "shape": tuple(d["shape"]), "bias_mant": got(d["bias_mant"])})
+            Population(
+                **{
+                    **d,
+                    "shape": tuple(d["shape"]),
+                    "bias_mant": got(d["bias_mant"]),
+                    "thresholds": tuple(d.get("thresholds", ())),
+                }
+            )
             for d in doc["populations"]
         ]
         conns = [_conn_from_doc(d, loader) for d in doc["connections"]]
@@ -316,7 +361,7 @@ def _conn_from_doc(d: dict[str, Any], loader: _Loader) -> Connection:
             params[k] = [op_from_dict(s, loader.arrays) for s in v]
         elif isinstance(v, dict) and "__array__" in v:
             params[k] = got(v)
-        elif isinstance(v, list) and k != "step_inputs":
+        elif isinstance(v, list) and k not in ("step_inputs", "step_meta"):
             params[k] = tuple(v)
         else:
             params[k] = v
@@ -324,6 +369,7 @@ def _conn_from_doc(d: dict[str, Any], loader: _Loader) -> Connection:
     return Connection(d["name"], d["target"], d["entry"], d["kind"], operands, params, out)
 
 
-def product_steps(c: Connection) -> list[tuple[Op, list[int]]]:
-    """A product connection's program: ``(op, input references)`` per step, in order."""
-    return list(zip(c.params["steps"], c.params["step_inputs"], strict=True))
+def product_steps(c: Connection) -> list[tuple[Op, list[int], dict[str, Any]]]:
+    """A product connection's program: ``(op, input references, meta)`` per step, in order."""
+    metas = c.params.get("step_meta") or [{} for _ in c.params["steps"]]
+    return list(zip(c.params["steps"], c.params["step_inputs"], metas, strict=True))

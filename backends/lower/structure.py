@@ -56,10 +56,34 @@ def reindex(op: O.Op, node: str, out_type: TensorType, index: np.ndarray) -> np.
     Ensures:  the result has ``out_type.shape``; element ``k`` holds ``index`` at the element
               ``op`` copies to ``k``, or -1 where ``op`` inserts a zero.
     """
-    ctx = KernelCtx(node=node, lead=1, timesteps=1, batch=1, out_type=out_type)
-    shifted = (np.asarray(index, np.int64) + 1).astype(np.float64)[None]
-    y = FLOAT_KERNELS[type(op)](op, [shifted], ctx)[0]
+    return reindex_terms(op, node, out_type, np.asarray(index)[None])[0]
+
+
+def reindex_terms(op: O.Op, node: str, out_type: TensorType, index: np.ndarray) -> np.ndarray:
+    """:func:`reindex` of ``J`` maps at once: ``index`` is ``[J, *in_shape]``."""
+    ctx = KernelCtx(node=node, lead=1, timesteps=1, batch=len(index), out_type=out_type)
+    shifted = (np.asarray(index, np.int64) + 1).astype(np.float64)
+    y = FLOAT_KERNELS[type(op)](op, [shifted], ctx)
     return np.rint(y).astype(np.int64) - 1
+
+
+def sum_terms(op: O.Sum, in_shape: tuple[int, ...], index: np.ndarray) -> np.ndarray:
+    """Index maps ``[J·N, *out_shape]`` of ``Sum(axes)`` of a value with maps ``[J, *in_shape]``.
+
+    A sum over ``N`` elements is ``N`` terms: element ``k`` of the output is the sum, over the
+    new leading axis, of the elements the maps select (the summed axes move next to ``J``).
+    """
+    rank = len(in_shape)
+    axes = sorted({a % rank for a in op.axes})
+    keep = [a for a in range(rank) if a not in axes]
+    moved = np.transpose(index, [0] + [1 + a for a in axes] + [1 + a for a in keep])
+    n = math.prod(in_shape[a] for a in axes)
+    out = (
+        [1 if (a in axes) else in_shape[a] for a in range(rank)]
+        if op.keepdim
+        else [in_shape[a] for a in keep]
+    )
+    return moved.reshape((len(index) * n, *out))
 
 
 def gather(x: np.ndarray, index: np.ndarray) -> np.ndarray:

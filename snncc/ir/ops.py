@@ -499,6 +499,55 @@ class LoihiLIF(Op):
             self._fail("host_scale", f"must be >= 0, got {self.host_scale}")
 
 
+#: Largest magnitude of a programmable neuron's 24-bit state (Loihi 2 neuron state width).
+PROGRAMMABLE_STATE_MAX = 2**23 - 1
+
+
+@dataclass(frozen=True, eq=False)
+class LoihiExpGIF(Op):
+    """A programmable Loihi 2 neuron: IF with a threshold schedule, soft reset, graded payload.
+
+    snncc's ExpG-IF (:class:`ExpGIF`) as integers; with ``bits = 1`` it is also the soft-reset
+    IF neuron. Integer state v (24 bits, saturating like Lava's v), per step ``t`` of a sample
+    (``k = t mod bits``), with ``a`` the input in integer ``a_in`` units (a host current ``x``
+    arrives as ``a = rint(x * host_scale)`` when ``host_scale > 0``)::
+
+        v = clip(v + a + bias, ±(2^23 - 1))
+        s = v >= thresholds[k]
+        v = v - s * thresholds[k]                (soft reset)
+        y = s * 2^(bits - 1 - k)                 (graded payload: bit k's weight)
+
+    The payload is what a synapse reading this neuron multiplies its weight by (Lava ``Dense``
+    with ``num_message_bits > 0``); the reference records ``s = (y != 0)`` as the spike train.
+    No leak and no reset at group boundaries: the residual carries on (as in the float model).
+    On Loihi 2 this is a neuron microcode program; on Lava a custom fixed-point process.
+    """
+
+    NEURON: ClassVar[bool] = True
+    bits: int = 1
+    thresholds: tuple[int, ...] = (1,)
+    bias: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1, np.int64))
+    host_scale: float = 0.0
+
+    def _validate(self) -> None:
+        if int(self.bits) != self.bits or not 1 <= self.bits <= 16:
+            self._fail("bits", f"must be an integer in [1, 16], got {self.bits}")
+        if len(self.thresholds) != self.bits:
+            self._fail("thresholds", f"needs one per bit ({self.bits}), got {self.thresholds}")
+        for th in self.thresholds:
+            if int(th) != th or not 1 <= th <= PROGRAMMABLE_STATE_MAX:
+                self._fail("thresholds", f"must be integers in [1, 2^23 - 1], got {th}")
+        m = PROGRAMMABLE_STATE_MAX
+        _check_int_array(self, "bias", -m, m)
+        if self.host_scale < 0:
+            self._fail("host_scale", f"must be >= 0, got {self.host_scale}")
+
+    @property
+    def payloads(self) -> tuple[int, ...]:
+        """The payload of a spike at each step of a group: ``2^(bits - 1 - k)``."""
+        return tuple(1 << (self.bits - 1 - k) for k in range(self.bits))
+
+
 @dataclass(frozen=True, eq=False)
 class SpiNNakerLIF(Op):
     """sPyNNaker 7.4.1 ``IF_curr_delta`` (LIF, delta synapses), s16.15 raw integers (2^-15 units).
@@ -565,6 +614,7 @@ OPS: dict[str, type[Op]] = {
         TimeMean,
         Delay,
         LoihiLIF,
+        LoihiExpGIF,
         SpiNNakerLIF,
     )
 }

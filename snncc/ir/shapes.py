@@ -149,6 +149,7 @@ RULES: dict[type[O.Op], Callable[..., Shape]] = {
     O.TimeMean: _same,  # same shape, static
     O.Delay: _same,
     O.LoihiLIF: _same,  # target neurons are element-wise too
+    O.LoihiExpGIF: _same,
     O.SpiNNakerLIF: _same,
 }
 

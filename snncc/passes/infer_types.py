@@ -53,6 +53,10 @@ def _graded(op: O.ExpGIF, ins: list[TensorType]) -> KindBound:
     return Kind.GRADED, int(op.bits)
 
 
+def _programmable(op: O.LoihiExpGIF, ins: list[TensorType]) -> KindBound:
+    return (Kind.SPIKE, None) if op.bits == 1 else (Kind.GRADED, int(op.bits))
+
+
 def _current(op: O.Op, ins: list[TensorType]) -> KindBound:
     return CURRENT
 
@@ -110,6 +114,7 @@ KIND_RULES: dict[type[O.Op], KindRule] = {
     O.Pad: _keep,  # zero padding: 0 is a spike and a count
     O.Delay: _keep,  # a delayed value is the same value
     O.LoihiLIF: _spike,  # target neurons (quantize pass) emit 0/1
+    O.LoihiExpGIF: _programmable,  # payload 1 (a spike) for one bit, else a graded event
     O.SpiNNakerLIF: _spike,
     O.Add: _add,  # spikes/counts: count, bound = sum of bounds; any current/graded: current
     O.Mul: _mul,  # spike*spike = AND (spike); spike*count(k) = count(k); else current

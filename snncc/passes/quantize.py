@@ -26,10 +26,19 @@ gives the same spikes. What is achievable against the float threshold ``theta`` 
 Average pooling over spikes is first lowered to the equal depthwise ``Conv2d`` with weights
 ``1/k²`` (:mod:`snncc.quant.lower`), so both targets quantize it as an ordinary conv.
 
-ExpG-IF neurons (Ge²mS-T) are refused (``QNT002``): they fire against a threshold that halves
-every step, reset by subtraction and emit graded events whose payload depends on the step; the
-integer neurons snncc targets (Lava's ``PyLifModelBitAcc``, sPyNNaker's ``IF_curr_delta``) have
-one fixed threshold, reset to 0 and emit 1-bit spikes, so no parameter choice reproduces them.
+ExpG-IF neurons (Ge²mS-T) and soft-reset IF neurons become, on Loihi, the programmable neuron
+:class:`~snncc.ir.ops.LoihiExpGIF` (a halving threshold schedule, soft reset, a graded payload;
+neuron microcode on Loihi 2, a custom fixed-point process on Lava); the synapses reading it take
+the payload unit ``theta·2^-K`` into their weights. On SpiNNaker they are refused (``QNT002``):
+sPyNNaker's ``IF_curr_delta`` has one fixed threshold, resets to ``v_reset`` and sends 1-bit
+spikes, so no parameter choice reproduces them.
+
+Before the streams are found, the Loihi quantizer rewrites the deployed part into plain synaptic
+sums (:mod:`snncc.quant.rewrite`): SEW residuals as one projection per spike source, sums of
+spikes read by neurons as unit-weight synapses, pointwise channel maps folded into the next conv,
+a mean of currents read by a neuron as a sum with the neuron's gain. The readout then gets host
+copies of the currents and counts it reads (:func:`snncc.quant.common.clone_for_host`) and
+deployed values nothing reads any more are removed.
 
 Refusals about the model, not bugs (exit 2, naming the node, the value and a fix): weights or
 biases that are NaN/infinite after BN folding (``QNT004``/``QNT007``, e.g. a negative
@@ -54,7 +63,14 @@ from snncc.passes.manager import PassContext
 from snncc.quant import loihi, spinnaker
 from snncc.quant.common import check_finite_weights, clone_for_host
 from snncc.quant.lower import lower_avg_pools
-from snncc.quant.streams import PRODUCTS, partition_nodes, split_graph
+from snncc.quant.rewrite import (
+    distribute_spike_sums,
+    fold_channel_maps,
+    mean_currents_as_gain,
+    prune_deployed,
+    sums_as_synapses,
+)
+from snncc.quant.streams import PRODUCTS, Split, partition_nodes, split_graph
 
 TARGETS = {"loihi": loihi.quantize_stream, "spinnaker": spinnaker.quantize_stream}
 
@@ -97,9 +113,16 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
             f"{n}: AvgPool2d of spikes lowered to a depthwise Conv2d with weights "
             f"1/{k[0] * k[1]} ({k[0]}x{k[1]} window, padding counted)"
         )
+    if target == "loihi":
+        _rewrite_for_loihi(g, ctx)
     split = split_graph(g)
     copies = clone_for_host(g, split)
     ctx.count("host_copies", len(copies))
+    if target == "loihi":
+        ctx.count("pruned", len(prune_deployed(g)))
+        split = split_graph(g)
+    else:
+        _check_max_pools(g, split, target)
     layers: list[dict] = []
     for stream in split.streams:
         plan = TARGETS[target](g, stream, bounds.get(stream.host) if stream.host else None)
@@ -126,17 +149,55 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
     return g
 
 
+#: Loihi rewrites, in order: each sees what the previous ones left (see the module docstring).
+LOIHI_REWRITES = (
+    (fold_channel_maps, "pointwise channel map folded into the next conv"),
+    (sums_as_synapses, "sum of spikes read by neurons as a unit-weight synapse"),
+    (distribute_spike_sums, "SEW sum of spike tensors as one projection per source"),
+    (mean_currents_as_gain, "mean of currents as a sum with the neuron's input gain"),
+)
+
+
+def _rewrite_for_loihi(g: Graph, ctx: PassContext) -> None:
+    """Apply :data:`LOIHI_REWRITES` to the deployed part; one decision line per rewritten node."""
+    for fn, what in LOIHI_REWRITES:
+        done = fn(g, partition_nodes(g)[0])
+        ctx.count(f"rewrite_{fn.__name__}", len(done))
+        for n in done:
+            detail = g.node_meta(n).get("rewritten", {})
+            if "sew_sources" in detail:
+                what_n = f"{what} ({len(detail['sew_sources'])} projections)"
+            else:
+                what_n = what
+            ctx.decide(f"{n}: {what_n}")
+
+
+def _check_max_pools(g: Graph, split: Split, target: str) -> None:
+    """Max-pools of currents run on Loihi only (as part of an exact integer program)."""
+    for s in split.streams:
+        for n in s.nodes:
+            if isinstance(g.op(n), O.MaxPool2d):
+                raise SnnccError(
+                    f"{n}: MaxPool2d of currents cannot run on {target}: a max of membrane "
+                    "currents is not a synaptic sum and the target has no process computing it",
+                    code="QNT001",
+                    hint="pool the spikes after the neuron instead, or compile for loihi",
+                    exit_code=2,
+                )
+
+
 def _check_mappable_neurons(g: Graph, target: str) -> None:
-    """Refuse neuron models that no parameter choice of the target's integer neuron reproduces."""
+    """Refuse neuron models that no parameter choice of the target's integer neuron reproduces.
+
+    On Loihi every ExpG-IF runs as the programmable neuron; elsewhere it is refused.
+    """
     expgif = [n for n in g.topo_order() if isinstance(g.op(n), O.ExpGIF)]
-    if not expgif:
+    if not expgif or target == "loihi":
         return
     more = f" (and {len(expgif) - 1} more ExpGIF neurons)" if len(expgif) > 1 else ""
     chip = (
-        "Lava's LIF (PyLifModelBitAcc) has one fixed vth, resets v to 0 and sends 1-bit spikes"
-        if target == "loihi"
-        else "sPyNNaker's IF_curr_delta has one fixed V_thresh, resets V to v_reset and sends "
-        "1-bit spikes"
+        "sPyNNaker's IF_curr_delta has one fixed V_thresh, resets V to v_reset and sends 1-bit "
+        "spikes"
     )
     raise SnnccError(
         f"{expgif[0]}{more}: ExpGIF (grouped exponential coding) cannot run exactly on "
@@ -144,14 +205,13 @@ def _check_mappable_neurons(g: Graph, target: str) -> None:
         f"group, resets by subtracting it, and emits a graded event carrying that bit weight; "
         f"{chip}, so no {target} neuron parameters reproduce its spikes",
         code="QNT002",
-        hint="replace snncc.nn.ExpGIF by a hard-reset snncc.nn.LIF/IF (v_reset=0.0) and retrain; "
-        "ge2mst has no config field for that (qkv_neuron only picks Q/K/V), so compile "
-        "lsformer or spikingformer, or run ge2mst in snncc.reference mode 'float'",
+        hint="compile for loihi (ExpG-IF runs there as a programmable neuron), or replace "
+        "snncc.nn.ExpGIF by a hard-reset snncc.nn.LIF/IF (v_reset=0.0) and retrain",
         exit_code=2,
     )
 
 
 def _check_no_float_neurons(g: Graph) -> None:
-    left = [n for n in g.nodes() if isinstance(g.op(n), (O.LIF, O.IF))]
+    left = [n for n in g.nodes() if isinstance(g.op(n), (O.LIF, O.IF, O.ExpGIF))]
     if left:
         raise SnnccError(f"quantize left float neurons {left}", code="QNT011", exit_code=70)

@@ -21,7 +21,7 @@ from snncc.exact import floor_log2
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.ir.types import Kind
-from snncc.quant.streams import Split
+from snncc.quant.streams import Split, value_unit
 
 #: Largest stream scale exponent tried (2^24 would already overflow every target's state).
 MAX_SCALE_EXP = 24
@@ -202,15 +202,26 @@ def exact_ratio(num: float | int, den: float | int) -> Fraction | float:
 
 
 def clone_for_host(g: Graph, split: Split) -> list[str]:
-    """Give readout ops float copies of the deployed current ops they read; returns the copies."""
+    """Give readout ops float copies of the deployed values they read; returns the copies.
+
+    Copied: currents (the residual stream exists on chip only as neuron input) and counts (a
+    SEW sum of spike tensors exists on chip only as its populations' spikes). A copied synaptic
+    op that reads an ExpG-IF neuron's graded events reads them through a host ``Scale`` by the
+    payload unit ``theta·2^-K``: on chip (and in every reference mode of the quantized graph)
+    the neuron emits the integer payload, the float weights expect ``s·theta·2^-(k+1)``.
+    """
     made: dict[str, str] = {}
+    scaled: dict[str, str] = {}
 
     def host_value(d: str) -> str:
-        if d not in split.deployed or g.op(d).NEURON or g.type(d).kind is not Kind.CURRENT:
+        copied = (Kind.CURRENT, Kind.COUNT)
+        if d not in split.deployed or g.op(d).NEURON or g.type(d).kind not in copied:
             return d
         if d in made:
             return made[d]
         drivers = [host_value(x) for x in g.inputs_of(d)]
+        if g.op(d).SYNAPTIC:
+            drivers = [_payload_value(g, x, scaled) for x in drivers]
         name = g.unique_name(f"{d}.host")
         g.add(name, g.op(d), g.type(d), src=g.src(d), loc=g.loc(d), meta={"host_copy_of": d})
         for src, port in zip(drivers, g.op(d).in_ports, strict=True):
@@ -223,7 +234,22 @@ def clone_for_host(g: Graph, split: Split) -> list[str]:
             copy = host_value(d)
             if copy != d:
                 g.rewire(r, port, copy)
-    return list(made.values())
+    return list(made.values()) + list(scaled.values())
+
+
+def _payload_value(g: Graph, d: str, made: dict[str, str]) -> str:
+    """``d``, or a host ``Scale`` turning an ExpG-IF neuron's graded payload into its value."""
+    if g.type(d).kind is not Kind.GRADED:
+        return d
+    if d in made:
+        return made[d]
+    unit, _ = value_unit(g, d)
+    name = g.unique_name(f"{d}.value")
+    g.add(name, O.Scale(factor=unit), g.type(d).with_kind(Kind.CURRENT), src=g.src(d),
+          loc=g.loc(d), meta={"host_payload_unit": unit})  # fmt: skip
+    g.connect(d, name)
+    made[d] = name
+    return name
 
 
 def mantissa_exponent(

@@ -1,5 +1,8 @@
 """Loihi 2 (Lava ``fixed_pt``) quantization of one stream: scale, mantissas, neuron parameters.
 
+Neuron parameters (threshold placement, the programmable neuron) are in
+:mod:`snncc.quant.loihi_neurons`; this module re-exports its public names.
+
 Integer units: a stream value ``X`` (float) is carried as ``a_in = X·c`` per step, with ``c`` a
 power of two chosen per stream; a LIF with ``decay_input`` then has ``v ≈ 64·c·tau·V`` (so its
 *stream scale* is ``s = c·tau``), one without it ``v ≈ 64·c·V``. See docs/quantization.md.
@@ -12,7 +15,6 @@ grid step otherwise.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -33,9 +35,24 @@ from snncc.quant.common import (
     neuron_spec,
     scale_exponent,
 )
+from snncc.quant.loihi_neurons import (
+    BIAS_EXP,
+    PROGRAMMABLE,
+    VTH_MAX,
+    Threshold,
+    decay_v,
+    is_programmable,
+    largest_threshold,
+    lif_neuron,
+    membrane_granule,
+    place_threshold,
+    programmable_neuron,
+    two_adic,
+)
 from snncc.quant.streams import (
     SYNAPTIC,
     Stream,
+    entry_unit,
     neuron_inputs,
     stream_bias,
     stream_bounds,
@@ -46,136 +63,18 @@ from snncc.quant.streams import (
 #: of the 16-bit input for encoding currents up to 8x the threshold (checked by calibration).
 HOST_VTH_LIMIT = 2**12
 INPUT_MAX = 2 ** (LOIHI.input_sum_bits - 1) - 1
-VTH_MAX = 2**LOIHI.vth_bits - 1
-BIAS_EXP = LOIHI.act_shift  # bias in a_in (weight) units, as lava-dl netx exports it
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """A placed Loihi threshold, in v-units (the integers Lava stores in v).
-
-    - ``vth``: Lava's parameter; Lava fires iff ``v > vth << 6``;
-    - ``granule``: every reachable v is a multiple of it (64 or 1, :func:`membrane_granule`);
-    - ``placed``: ``64·vth + granule/2``, a value no reachable v equals, so ``v > placed``,
-      ``v >= placed`` and Lava's ``v > 64·vth`` are the same test on every reachable v;
-    - ``fire_at``: the smallest reachable v that fires on chip (``64·vth + granule``);
-    - ``wanted``: the smallest reachable v with ``v >= theta_v`` (SpikingJelly's ``V >= v_th``).
-    """
-
-    vth: int
-    granule: int
-    placed: float
-    fire_at: int
-    wanted: int
-
-    @property
-    def exact(self) -> bool:
-        """Chip and SpikingJelly decide alike on every reachable v (not only on the placed one)."""
-        return self.fire_at == self.wanted
-
-    @property
-    def shift(self) -> int:
-        """``fire_at - wanted`` in v-units: > 0 the chip fires later than the float model."""
-        return self.fire_at - self.wanted
-
-
-def _two_adic(x: np.ndarray | int) -> int | None:
-    """Largest ``p`` with every non-zero element a multiple of ``2^p``; None when all are zero."""
-    a = np.abs(np.asarray(x, dtype=np.int64)).ravel()
-    a = a[a != 0]
-    if a.size == 0:
-        return None
-    return int((a & -a).min()).bit_length() - 1
-
-
-def membrane_granule(
-    du: int,
-    dv: int,
-    bias_mant: np.ndarray,
-    bias_exp: int,
-    *,
-    input_exp: int = 0,
-    steps: int | None = None,
-) -> int:
-    """64 if every reachable v is a multiple of 64, else 1.
-
-    Why: v starts and resets at 0 and gains ``u + bias`` each step; with ``dv = 0`` it is never
-    multiplied, with ``du`` in {-1, 4095} u is a sum of ``a_in << 6`` terms, and a bias with
-    ``bias_mant << bias_exp`` divisible by 64 keeps v on the grid (u's wrap by 2^24 does too).
-    (Positive saturation at 2^23 - 1 leaves the grid but exceeds every ``vth << 6``, so it fires
-    under both rules.)
-
-    With leak (``dv > 0``) the decay ``trunc(v·(4096 - dv) / 4096)`` loses ``12 - q`` low bits
-    per step, ``2^q`` being the power of two in ``4096 - dv``. When every ``a_in`` is a multiple
-    of ``2^input_exp`` (the stream's integer weights, e.g. a lowered average pool's single
-    weight) and every bias of ``2^(input_exp + 6)``, v after ``t`` steps since a reset is a
-    multiple of ``2^(input_exp + 6 - (t - 1)(12 - q))``, and the decay is exact until then. So
-    within ``steps`` timesteps (the sample length) v stays on the 64-grid when that exponent is
-    still ``>= 6`` at ``t = steps``. Otherwise every integer may be reachable: 1. (Like the
-    no-leak rule this assumes v never saturates at ``-(2^23 - 1)``; the stream scale keeps every
-    per-step ``|a_in|`` below 2^15.)
-    """
-    bias = np.asarray(bias_mant, dtype=np.int64)
-    eff = bias << bias_exp if bias_exp >= 0 else bias >> -bias_exp
-    if du not in (-1, LOIHI.decay_unity - 1):
-        return 1
-    if dv == 0:
-        return 64 if not np.any(eff % 64) else 1
-    if steps is None or not 0 < dv < LOIHI.decay_unity:
-        return 1
-    g = input_exp + LOIHI.act_shift
-    b = _two_adic(eff)
-    if b is not None:
-        g = min(g, b)
-    q = _two_adic(LOIHI.decay_unity - dv) or 0
-    lost = (LOIHI.decay_unity.bit_length() - 1) - q  # 12 - q
-    return 64 if g - (steps - 1) * lost >= 6 else 1
-
-
-def place_threshold(target: float | Fraction, granule: int) -> Threshold:
-    """Choose ``vth`` for a threshold ``target`` in ``a_in`` units (``theta_v = 64·target``).
-
-    SpikingJelly fires iff ``v >= theta_v``; on reachable values (multiples of ``granule``) that
-    is ``v >= wanted`` with ``wanted = granule·ceil(theta_v / granule)``. Lava fires iff
-    ``v > 64·vth``, i.e. on reachable values iff ``v >= 64·vth + granule`` (granule divides 64).
-    So the rule is ``vth = (wanted - granule) / 64``:
-
-    - granule 64 (no leak): always an integer, ``vth = ceil(target) - 1``: **exact**;
-    - granule 1 (leak): exact only when ``wanted ≡ 1 (mod 64)``; otherwise the nearest
-      ``vth = round((wanted - 1) / 64)`` (ties up), so the chip's first firing value differs
-      from SpikingJelly's by at most 32 v-units (half a ``vth`` step, 1/128 of an ``a_in``
-      unit of threshold per unit of ``c``). The old ``ceil(target) - 1`` fired up to 63
-      v-units early here. Nothing finer is expressible: ``vth`` is the 17 high bits of v.
-
-    ``vth`` is clipped to [0, 2^17 - 1]; the stream scale keeps ``target`` below 2^17.
-
-    Every step is exact: ``target`` is a float or an exact :class:`~fractions.Fraction` (the
-    quantizer passes ``c·gain·v_th`` unrounded), the ceiling is taken on the exact rational, and
-    "round half up" is the integer ``(wanted - granule + 32) // 64`` (what
-    ``floor((wanted - granule) / 64 + 0.5)`` meant, without a float division).
-    """
-    theta_v = Fraction(target) * (1 << LOIHI.vth_shift)
-    wanted = granule * math.ceil(theta_v / granule)
-    unit = 1 << LOIHI.vth_shift
-    vth = (wanted - granule + unit // 2) // unit
-    vth = min(max(vth, 0), VTH_MAX)
-    base = vth << LOIHI.vth_shift
-    return Threshold(vth, granule, base + granule / 2, base + granule, wanted)
-
-
-def decay_v(tau: float | None) -> tuple[int, bool]:
-    """Lava's ``dv`` for a LIF of time constant ``tau`` and whether it is exact.
-
-    ``dv = round(4096 / tau)`` (ties to even) on the exact quotient of the two numbers, not on
-    their rounded float quotient, and at most 4095 (Lava's largest ``dv``; only ``tau`` within
-    1.2e-4 of 1 asks for 4096). Exact when ``4096 / tau`` is an integer <= 4095. IF (``tau`` is
-    None): 0, exact.
-    """
-    if tau is None:
-        return 0, True
-    q = Fraction(LOIHI.decay_unity) / Fraction(tau)
-    dv = min(round(q), LOIHI.decay_unity - 1)
-    return dv, q == dv
+__all__ = [
+    "BIAS_EXP",
+    "PROGRAMMABLE",
+    "VTH_MAX",
+    "StreamPlan",
+    "Threshold",
+    "choose_scale",
+    "decay_v",
+    "membrane_granule",
+    "place_threshold",
+    "quantize_stream",
+]
 
 
 @dataclass
@@ -189,18 +88,15 @@ class StreamPlan:
 
 
 def _thresholds(g: Graph, stream: Stream) -> dict[str, Fraction]:
-    """Each neuron's threshold in units of ``c`` (``v_th·tau`` with decay_input, else ``v_th``),
-    as the exact product of the two floats (the scale and threshold decisions use it)."""
-    out = {}
-    for n in stream.neurons:
-        spec = neuron_spec(g, n, "loihi")
-        gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
-        out[n] = Fraction(spec.v_threshold) * Fraction(gain)
-    return out
+    """Each neuron's largest threshold in units of ``c`` (``v_th·tau`` with decay_input, else
+    ``v_th``; times the input gain), exact (the scale and threshold decisions use it)."""
+    return {n: largest_threshold(g, n) for n in stream.neurons}
 
 
 def _threshold_text(g: Graph, n: str, units: Fraction) -> str:
     """``v_threshold 1e+30`` (and ``v_th·tau`` when that is what the threshold is in units)."""
+    if is_programmable(g.op(n)):
+        return f"threshold {float(units):.4g} (programmable neuron)"
     v_th = neuron_spec(g, n, "loihi").v_threshold
     scaled = f" (v_th·tau = {float(units):.4g} with decay_input)" if units != Fraction(v_th) else ""
     return f"v_threshold {v_th:.4g}{scaled}"
@@ -218,7 +114,8 @@ def _largest_weight(g: Graph, stream: Stream) -> tuple[str, float]:
     best, top = stream.entries[0] if stream.entries else stream.neurons[0], 0.0
     for n in stream.entries:
         op = g.op(n)
-        w = np.asarray(op.weight if isinstance(op, SYNAPTIC) else op.factor, np.float64)
+        unit = entry_unit(g, n) if isinstance(op, SYNAPTIC) else 1.0
+        w = np.asarray(op.weight if isinstance(op, SYNAPTIC) else op.factor, np.float64) * unit
         m = float(np.max(np.abs(w), initial=0.0))
         if m > top:
             best, top = n, m
@@ -239,7 +136,7 @@ def _weight_bounds(g: Graph, stream: Stream) -> dict[str, Bound]:
     for n in stream.entries:
         op = g.op(n)
         if isinstance(op, SYNAPTIC):
-            w = np.asarray(op.weight, np.float64)
+            w = np.asarray(op.weight, np.float64) * entry_unit(g, n)
             for key, peak in (("pos", np.max(w, initial=0.0)), ("neg", -np.min(w, initial=0.0))):
                 if float(peak) > peaks[key][0]:
                     peaks[key] = (float(peak), n)
@@ -294,8 +191,8 @@ def choose_scale(
         bounds["input_16bit"] = Bound(
             exact_ratio(INPUT_MAX, worst),
             entry,
-            f"weights up to {w_top:.4g} give {hot} (v_threshold "
-            f"{neuron_spec(g, hot, 'loihi').v_threshold:.4g}) an input of up to {worst:.4g} per "
+            f"weights up to {w_top:.4g} give {hot} ({_threshold_text(g, hot, th[hot])}) an "
+            f"input of up to {worst:.4g} per "
             "step",
             _SCALED_WRONG,
         )
@@ -321,8 +218,8 @@ def choose_scale(
         bounds["bias_13bit"] = Bound(
             exact_ratio(LOIHI.bias_mant_max, biggest[loud]),
             loud,
-            f"constant input (BN-folded bias) {biggest[loud]:.4g} (v_threshold "
-            f"{neuron_spec(g, loud, 'loihi').v_threshold:.4g})",
+            f"constant input (BN-folded bias) {biggest[loud]:.4g} "
+            f"({_threshold_text(g, loud, th[loud])})",
             "a batch-norm shift this far from the threshold is a damaged or mis-scaled "
             "checkpoint: check the BatchNorm before this neuron (running_mean, bias)",
             code="QNT007",
@@ -366,8 +263,9 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
             # Conv ignores weight_exp (trap 3): its exponent is folded into the weights, which
             # only works for e >= 0 (snncc.reference.loihi_kernels.conv_weights).
             conv = isinstance(op, (O.Conv1d, O.Conv2d))
+            unit = entry_unit(g, n)  # a graded payload is worth theta·2^-K of the float input
             wq, e = mantissa_exponent(
-                np.asarray(op.weight) * c,
+                np.asarray(op.weight) * (c * unit),
                 LOIHI.weight_min,
                 LOIHI.weight_max,
                 0 if conv else LOIHI.weight_exp_min + 1,
@@ -383,6 +281,8 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
             }
             if conv:
                 q["exp_folded_into_weights"] = True
+            if unit != 1.0:
+                q["input_unit"] = unit
         else:
             m = float(op.factor) * c
             g.set_op(n, op.replace(factor=m))
@@ -393,7 +293,10 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
     # only to lowered-pool streams for now, so other streams keep their reviewed thresholds.
     p = _input_exp(g, stream) if d > 1 else None
     for n in stream.neurons:
-        rows.append(_neuron(g, n, c, bias[n], stream, p))
+        if is_programmable(g.op(n)):
+            rows.append(programmable_neuron(g, n, c, bias[n], stream))
+        else:
+            rows.append(lif_neuron(g, n, c, bias[n], stream, p))
     return StreamPlan(k, limits, rows, d)
 
 
@@ -409,58 +312,11 @@ def _input_exp(g: Graph, stream: Stream) -> int:
     for n in stream.entries:
         op, q = g.op(n), g.node_meta(n)["quant"]
         if isinstance(op, SYNAPTIC):
-            t = _two_adic(op.weight)
+            t = two_adic(op.weight)
             if t is not None:
                 exps.append(max(t + int(q["weight_exp"]), 0))
         else:
-            t = _two_adic(int(round(float(op.factor))))
+            t = two_adic(int(round(float(op.factor))))
             if t is not None:
                 exps.append(t)
     return min(exps) if exps and stream.nodes else 0
-
-
-def _neuron(
-    g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream, input_exp: int | None = None
-) -> dict[str, Any]:
-    spec = neuron_spec(g, n, "loihi")
-    gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
-    # The threshold in a_in units, exactly (c is a power of two times D, gain and v_th floats).
-    target = Fraction(c) * Fraction(gain) * Fraction(spec.v_threshold)
-    scaled = np.rint(np.asarray(bias, np.float64) * c)
-    if scaled.size and np.abs(scaled).max() > LOIHI.bias_mant_max:  # choose_scale prevents it
-        raise SnnccError(
-            f"{n}: bias {np.abs(bias).max():.4g} needs mantissa {np.abs(scaled).max():.0f} > "
-            f"{LOIHI.bias_mant_max} (13 bits)",
-            code="QNT007",
-            exit_code=70,
-        )
-    bias_mant = scaled.astype(np.int64)
-    dv, leak_exact = decay_v(spec.tau)
-    du = LOIHI.decay_unity - 1
-    steps = g.meta.get("timesteps") if input_exp is not None else None
-    granule = membrane_granule(
-        du, dv, bias_mant, BIAS_EXP, input_exp=input_exp or 0, steps=int(steps) if steps else None
-    )
-    th = place_threshold(target, granule)
-    vth = th.vth
-    op = O.LoihiLIF(
-        du=du,
-        dv=dv,
-        vth=vth,
-        bias_mant=bias_mant,
-        bias_exp=BIAS_EXP,
-        host_scale=c if stream.host else 0.0,
-    )
-    g.set_op(n, op)
-    q = {"scale": c, "s": c * gain, "stream": stream.index, "vth": vth, "dv": dv, "du": op.du}
-    q.update({"threshold_placed_v": th.placed, "threshold_exact": th.exact})
-    q.update({"fire_shift_v": th.shift, "membrane_granule": th.granule})
-    q["leak_exact"] = leak_exact
-    q["host_fed"] = bool(stream.host)
-    g.node_meta(n)["quant"] = q
-    return {
-        "node": n,
-        "kind": "LoihiLIF",
-        **q,
-        "max_abs_bias_mant": int(np.abs(bias_mant).max(initial=0)),
-    }

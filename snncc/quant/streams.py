@@ -30,9 +30,12 @@ from snncc.reference.context import KernelCtx
 from snncc.reference.float_kernels import KERNELS as FLOAT_KERNELS
 
 SYNAPTIC = (O.Linear, O.Conv1d, O.Conv2d)
-LINEAR_STRUCT = (O.Add, O.Reshape, O.Permute, O.Pad, O.Slice, O.Repeat, O.Delay)
+LINEAR_STRUCT = (O.Add, O.Reshape, O.Permute, O.Pad, O.Slice, O.Repeat, O.Delay, O.Sum)
 PRODUCTS = (O.MatMul, O.Mul)
 _SPIKY = (Kind.SPIKE, Kind.COUNT)
+#: What a synaptic entry may read: spikes, counts, or graded events of a programmable neuron.
+_EVENTS = (Kind.SPIKE, Kind.COUNT, Kind.GRADED)
+STRUCTURAL = (O.Reshape, O.Permute, O.Pad, O.Slice, O.Repeat)
 
 
 def _error(node: str, problem: str, hint: str) -> SnnccError:
@@ -125,10 +128,20 @@ def split_graph(g: Graph) -> Split:
 
 
 def _classify(g: Graph, n: str) -> str:
-    """``entry`` (reads spikes/counts), ``linear`` or ``product``; errors for the rest."""
+    """``entry`` (reads spikes/counts/graded events), ``linear``, ``product`` or ``max``.
+
+    ``max``: a max-pool of currents (SDT's and Ge²mS-T's tokenizers pool BN outputs); it is not
+    linear, so lowering computes it with the synaptic ops before it in one exact integer
+    program, and quantization moves the stream's bias past it only where that is exact
+    (:func:`check_max_pools`). Errors (``QNT001``) for everything else.
+    """
     op, ins = g.op(n), [g.type(d) for d in g.inputs_of(n)]
     spiky = [t.kind in _SPIKY for t in ins]
     kinds = ", ".join(t.kind_str() for t in ins)
+    if isinstance(op, SYNAPTIC) and all(t.kind in _EVENTS for t in ins):
+        return "entry"
+    if isinstance(op, O.MaxPool2d) and not any(spiky):
+        return "max"
     if isinstance(op, (*SYNAPTIC, O.Scale)):
         if all(spiky):
             return "entry"
@@ -177,10 +190,46 @@ def evaluate_stream(
     return {n: v[0, 0] for n, v in values.items()}
 
 
+def value_unit(g: Graph, d: str) -> tuple[float, int]:
+    """``(unit, peak)`` of a spike-side value: one integer of it is worth ``unit`` in the float
+    model, and it carries integers up to ``peak`` per step.
+
+    Spikes: ``(1, 1)``; counts: ``(1, bound)``; the graded events of an ExpG-IF neuron (found
+    through re-indexing) carry the payload ``2^(K-1-k)`` in units of ``theta·2^-K`` (its float
+    output is ``s·theta·2^-(k+1)``), so ``(theta·2^-K, 2^(K-1))``; once quantized, the
+    :class:`~snncc.ir.ops.LoihiExpGIF` keeps that unit in meta ``quant.payload_unit``.
+    """
+    t = g.type(d)
+    if t.kind is Kind.SPIKE:
+        return 1.0, 1
+    if t.kind is Kind.COUNT:
+        return 1.0, int(t.bound or 0)
+    origin = d
+    while isinstance(g.op(origin), STRUCTURAL):
+        origin = g.inputs_of(origin)[0]
+    op = g.op(origin)
+    if isinstance(op, O.ExpGIF):
+        return math.ldexp(float(op.theta), -int(op.bits)), 1 << (int(op.bits) - 1)
+    if isinstance(op, O.LoihiExpGIF):
+        return float(g.node_meta(origin)["quant"]["payload_unit"]), 1 << (int(op.bits) - 1)
+    raise SnnccError(
+        f"{d}: {t.kind_str()} value not produced by an ExpG-IF neuron has no integer unit",
+        code="QNT001",
+        hint="graded values on chip come from ExpG-IF neurons",
+        exit_code=2,
+    )
+
+
+def entry_unit(g: Graph, e: str) -> float:
+    """The float value of one integer of what synaptic entry ``e`` reads (1 but for graded)."""
+    return value_unit(g, g.inputs_of(e)[0])[0]
+
+
 def _source_max(g: Graph) -> Callable[[str], np.ndarray]:
+    """Largest integer per element of a stream's driver (the entries' weights carry units)."""
+
     def value(d: str) -> np.ndarray:
-        t = g.type(d)
-        return np.full(t.shape, 1.0 if t.kind is Kind.SPIKE else float(t.bound or 0))
+        return np.full(g.type(d).shape, float(value_unit(g, d)[1]))
 
     return value
 
@@ -197,7 +246,26 @@ def stream_bias(g: Graph, stream: Stream) -> dict[str, np.ndarray]:
             for d in g.inputs_of(n):
                 if d in vals and np.any(vals[d] != 0):
                     raise _error(n, "dynamic product of a biased current", "remove the bias")
+        if isinstance(g.op(n), O.MaxPool2d):
+            _check_bias_commutes(g, n, vals[g.inputs_of(n)[0]])
     return vals
+
+
+def _check_bias_commutes(g: Graph, n: str, bias: np.ndarray) -> None:
+    """A max-pool of currents with the bias moved into the neuron: exact iff the bias is the
+    same at every input of each window (``max(x + b) = max(x) + b``), e.g. a per-channel
+    BN shift. Refuses (``QNT001``) a bias that varies inside a window."""
+    ctx = KernelCtx(node=n, lead=1, timesteps=1, batch=1, out_type=g.type(n))
+    pool = FLOAT_KERNELS[O.MaxPool2d]
+    hi = pool(g.op(n), [bias[None]], ctx)
+    lo = -pool(g.op(n), [-bias[None]], ctx)
+    if not np.array_equal(hi, lo):
+        raise _error(
+            n,
+            "max-pool of currents whose constant (bias) part varies inside a pooling window: "
+            "the neuron's bias cannot be moved past the max exactly",
+            "pool after the neuron, or use a per-channel bias",
+        )
 
 
 def _fan_in(op: O.Op) -> int:
@@ -242,7 +310,8 @@ def stream_bounds(g: Graph, stream: Stream) -> tuple[dict[str, np.ndarray], dict
     def signed(sign: float) -> Callable[[str, O.Op], O.Op]:
         def transform(n: str, op: O.Op) -> O.Op:
             if isinstance(op, SYNAPTIC):
-                w = np.maximum(sign * np.asarray(op.weight, np.float64), 0.0)
+                unit = entry_unit(g, n) if n in stream.entries else 1.0
+                w = np.maximum(sign * np.asarray(op.weight, np.float64) * unit, 0.0)
                 if n in stream.entries:
                     peak = max(int(np.max(source(d), initial=0.0)) for d in g.inputs_of(n))
                     w = grid_up(w, _fan_in(op) * max(1, peak))

@@ -112,6 +112,64 @@ def loihi_lif(op: O.LoihiLIF, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarra
     return np.broadcast_to(spikes, x.shape).astype(np.float64)
 
 
+def expgif_trace(
+    a_in: np.ndarray,
+    thresholds: tuple[int, ...],
+    bias: np.ndarray | int = 0,
+    phase: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the programmable neuron :class:`~snncc.ir.ops.LoihiExpGIF` over ``a_in = [T, ...]``.
+
+    Returns ``(v, payload)``: the state after each step and the graded payload sent
+    (``2^(K-1-k)`` on a spike at bit ``k``, else 0), both int64. Step ``t`` is bit
+    ``k = (phase + t) mod K`` (``K = len(thresholds)``): a run that starts mid-group (the Lava
+    executor's first segment) passes its phase. Integer arithmetic in the order of the op's
+    docstring: add input and bias, saturate at ±(2^23 - 1), fire on ``v >= threshold``,
+    subtract the threshold.
+    """
+    a = np.asarray(a_in, dtype=np.int64)
+    b = np.asarray(bias, dtype=np.int64)
+    shape = np.broadcast_shapes(a.shape[1:], b.shape)
+    v = np.zeros(shape, np.int64)
+    vs = np.empty((a.shape[0],) + shape, np.int64)
+    out = np.empty((a.shape[0],) + shape, np.int64)
+    for t in range(a.shape[0]):
+        v, out[t] = expgif_step(v, a[t], b, thresholds, phase + t)
+        vs[t] = v
+    return vs, out
+
+
+def expgif_step(
+    v: np.ndarray, a: np.ndarray, bias: np.ndarray, thresholds: tuple[int, ...], t: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of :class:`~snncc.ir.ops.LoihiExpGIF` at bit ``k = t mod K``: ``(v, payload)``.
+
+    The one definition of the neuron's arithmetic: the reference trace and the Lava process
+    model (``snncc.backends.lava.runtime.processes``) both call it.
+    """
+    bits = len(thresholds)
+    k = t % bits
+    th = int(thresholds[k])
+    v = np.clip(np.asarray(v, np.int64) + a + bias, -(MAX_UV - 1), MAX_UV - 1)
+    s = v >= th
+    return np.where(s, v - th, v), np.where(s, 1 << (bits - 1 - k), 0).astype(np.int64)
+
+
+def loihi_expgif(op: O.LoihiExpGIF, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarray:
+    """:class:`~snncc.ir.ops.LoihiExpGIF` over T; returns the graded payloads as float64."""
+    if ctx.lead != 2:
+        raise ctx.fail(op, "needs a per-step (temporal) input, got a static value")
+    x = xs[0]
+    if op.host_scale > 0:
+        a = host_to_a_in(x, op.host_scale)
+    else:
+        a = np.rint(x).astype(np.int64)
+        if not np.array_equal(a, x):
+            raise ctx.fail(op, "input is not integer a_in (is the graph quantized for loihi?)")
+    _, y = expgif_trace(a, op.thresholds, op.bias)
+    return np.broadcast_to(y, x.shape).astype(np.float64)
+
+
 def shift_sum(acc: np.ndarray, weight_exp: int) -> np.ndarray:
     """Lava Dense's ``weight_exp`` on the summed input: ``<< e``, or ``>> -e`` (floor)."""
     a = np.asarray(acc, dtype=np.int64)
@@ -213,7 +271,7 @@ def _no_float_neuron(op: O.Op, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarr
 
 
 #: Target neuron kernels that every mode (float included) can use: their semantics are integer.
-NEURON_KERNELS: dict[type[O.Op], Kernel] = {O.LoihiLIF: loihi_lif}
+NEURON_KERNELS: dict[type[O.Op], Kernel] = {O.LoihiLIF: loihi_lif, O.LoihiExpGIF: loihi_expgif}
 
 KERNELS: dict[type[O.Op], Kernel] = {
     **FLOAT_KERNELS,

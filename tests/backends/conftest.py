@@ -1,15 +1,19 @@
-"""Programs the backend tests share: the digits checkpoint and a random spikingformer-tiny.
+"""Programs the backend tests share: one per zoo family, plus the committed checkpoints.
 
-Each fixture is the quantized, lowered and balanced graph with three test digits as input, plus
-the ``loihi`` reference run of every node (``record="all"``): the oracle a backend must match
-population by population. The random model's thresholds are set so that every neuron fires
-about a fifth of the time on digits (random weights alone leave the network silent after the
-first layer, which would make an equality test vacuous); for a LIF with ``v_reset = 0`` a
-threshold divided by ``k`` is the same neuron as its input weights multiplied by ``k``.
+Each program is the quantized, lowered and balanced graph with three input samples, plus the
+``loihi`` reference run of every node (``record="all"``): the oracle a backend must match
+population by population. Random-weight models have their thresholds set so that every neuron
+fires about a fifth of the time on real data (random weights alone leave the network silent
+after the first layer, which would make an equality test vacuous): for a LIF with
+``v_reset = 0`` a threshold divided by ``k`` is the same neuron as its input weights multiplied
+by ``k``; an ExpG-IF's ``theta`` plays the same role. Programs are built once per session and
+shared by the numpy-executor and the Lava tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import pytest
 from snncc.backends.lower.passes import SPEC_KEY, balance_latency, lower
 from snncc.backends.lower.spec import ProgramSpec
 from snncc.data.digits import digits
+from snncc.data.gestures import gestures
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext, run_pipeline
@@ -29,7 +34,8 @@ from snncc.reference.context import KernelCtx
 from snncc.reference.float_kernels import KERNELS as FLOAT_KERNELS
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT = ROOT / "examples/checkpoints/spikingformer-tiny-digits.pt"
+CHECKPOINTS = ROOT / "examples/checkpoints"
+CHECKPOINT = CHECKPOINTS / "spikingformer-tiny-digits.pt"
 SAMPLES = 3
 TARGET_RATE = 0.2
 
@@ -43,60 +49,138 @@ class Program:
     spec: ProgramSpec
     inputs: dict[str, np.ndarray]
     reference: RunResult
+    trained: bool = False
 
     def reference_spikes(self, node: str) -> np.ndarray:
         """The reference's spikes of a population node, ``[T, B, *shape]`` uint8."""
         return (self.reference.values[node] != 0).astype(np.uint8)
 
     def assert_lively(self, rates: dict[str, float]) -> None:
-        """Guard against a vacuous comparison: all populations fire, most 5-50 % of the time."""
+        """Guard against a vacuous comparison: every population fires; in a random-weight
+        model (thresholds tuned) most fire 5-50 % of the time. A trained checkpoint fires as
+        it was trained to (sparser in places), so only silence is refused there."""
         silent = [n for n, r in rates.items() if r == 0]
         assert not silent, f"{self.name}: silent populations {silent}"
-        lively = [n for n, r in rates.items() if 0.05 <= r <= 0.5]
-        assert len(lively) >= 0.6 * len(rates), f"{self.name}: firing rates {rates}"
+        if not self.trained:
+            lively = [n for n, r in rates.items() if 0.05 <= r <= 0.5]
+            assert len(lively) >= 0.6 * len(rates), f"{self.name}: firing rates {rates}"
 
 
-def _front(ref: str) -> Graph:
+# -- building ---------------------------------------------------------------------------------
+def _front(ref: str, slice_: tuple[int, int, int] | None = None) -> Graph:
     from snncc.loading import resolve_model, to_graph
 
-    g, _ = run_pipeline(to_graph(resolve_model(ref)), FRONT_PIPELINE)
+    loaded = resolve_model(ref)
+    if slice_ is not None:
+        from snncc.models.elastic import export_slice
+
+        f, a, m = slice_
+        loaded = dataclasses.replace(
+            loaded, module=export_slice(loaded.module, feature=f, attention=a, mlp=m)
+        )
+    g, _ = run_pipeline(to_graph(loaded), FRONT_PIPELINE)
     return g
 
 
+#: Neuron op -> the field that sets its threshold (the tuning knob).
+THRESHOLD_FIELD = {O.LIF: "v_threshold", O.IF: "v_threshold", O.ExpGIF: "theta"}
+
+
 def _tune_thresholds(g: Graph, calib: dict[str, np.ndarray], rate: float) -> Graph:
-    """Set each LIF's threshold, in graph order, so it fires ``rate`` of the time on ``calib``."""
+    """Set each neuron's threshold, in graph order, so it fires ``rate`` of the time on ``calib``.
+
+    "Fires" is a non-zero output (an ExpG-IF's graded event too); bisection on log2 of the
+    threshold, each neuron seeing the tuned neurons before it.
+    """
     for n in g.topo_order():
         op = g.op(n)
-        if not isinstance(op, O.LIF):
+        field = THRESHOLD_FIELD.get(type(op))
+        if field is None:
             continue
         x = run(g, calib, "float", record="all").values[g.inputs_of(n)[0]]
         ctx = KernelCtx(n, 2, x.shape[0], x.shape[1], g.type(n))
         lo, hi = -12.0, 12.0  # log2 of the threshold
         for _ in range(30):
             mid = (lo + hi) / 2
-            fired = FLOAT_KERNELS[O.LIF](op.replace(v_threshold=2.0**mid), [x], ctx).mean()
-            lo, hi = (mid, hi) if fired > rate else (lo, mid)
-        g.set_op(n, op.replace(v_threshold=float(2.0**hi)))
+            out = FLOAT_KERNELS[type(op)](op.replace(**{field: 2.0**mid}), [x], ctx)
+            lo, hi = (mid, hi) if (out != 0).mean() > rate else (lo, mid)
+        g.set_op(n, op.replace(**{field: float(2.0**hi)}))
     return g
 
 
-def _program(name: str, g: Graph) -> Program:
+def _digits(split: str, n: int) -> np.ndarray:
+    return digits(split)[0][:n]
+
+
+def _gestures(split: str, n: int) -> np.ndarray:
+    x, _ = gestures(n_per_class=2, split=split)
+    return np.moveaxis(x[:n], 1, 0)  # [B, T, ...] -> [T, B, ...]
+
+
+def _program(name: str, g: Graph, data: Callable[[str, int], np.ndarray]) -> Program:
     ctx = PassContext(config={"target": "loihi", "require_program": True})
     q, ctx = run_pipeline(g, [quantize, lower, balance_latency], ctx)
-    x, _ = digits("test")
-    inputs = {q.inputs[0]: x[:SAMPLES]}
-    return Program(name, q, ctx.config[SPEC_KEY], inputs, run(q, inputs, "loihi", record="all"))
+    inputs = {q.inputs[0]: data("test", SAMPLES)}
+    ref = run(q, inputs, "loihi", record="all")
+    return Program(name, q, ctx.config[SPEC_KEY], inputs, ref, trained=name in TRAINED)
+
+
+def _random(ref: str, data: Callable[[str, int], np.ndarray], slice_=None) -> Callable[[], Graph]:
+    def build() -> Graph:
+        g = _front(ref, slice_)
+        return _tune_thresholds(g, {g.inputs[0]: data("train", 8)}, TARGET_RATE)
+
+    return build
+
+
+#: name -> (graph builder, data). Random-weight zoo models are tuned to fire; checkpoints as
+#: trained. The elastic models run a reduced slice (channel slices and padded heads on chip).
+PROGRAMS: dict[str, tuple[Callable[[], Graph], Callable[[str, int], np.ndarray]]] = {
+    "digits": (lambda: _front(str(CHECKPOINT)), _digits),
+    "sdt-gestures": (lambda: _front(str(CHECKPOINTS / "sdt-tiny-gestures.pt")), _gestures),
+    "spikingformer": (_random("spikingformer-tiny", _digits), _digits),
+    "spikformer": (_random("spikformer-tiny", _digits), _digits),
+    "sdt": (_random("sdt-tiny", _gestures), _gestures),
+    "elastic-spikingformer-slice": (
+        lambda: _front(str(CHECKPOINTS / "elastic-spikingformer-tiny-digits.pt"), (1, 2, 1)),
+        _digits,
+    ),
+    "elastic-spikformer": (_random("elastic-spikformer-tiny", _digits, (1, 2, 1)), _digits),
+    "lsformer": (_random("lsformer-tiny", _digits), _digits),
+    "ge2mst": (_random("ge2mst-tiny", _digits), _digits),
+}
+#: Programs from committed, trained checkpoints.
+TRAINED = frozenset({"digits", "sdt-gestures", "elastic-spikingformer-slice"})
+_BUILT: dict[str, Program] = {}
+
+
+def get_program(name: str) -> Program:
+    """The program ``name`` of :data:`PROGRAMS`, built once per session."""
+    if name not in _BUILT:
+        build, data = PROGRAMS[name]
+        _BUILT[name] = _program(name, build(), data)
+    return _BUILT[name]
+
+
+@pytest.fixture(params=sorted(PROGRAMS))
+def program(request: pytest.FixtureRequest) -> Program:
+    """Every program of :data:`PROGRAMS` in turn."""
+    return get_program(request.param)
 
 
 @pytest.fixture(scope="session")
 def digits_program() -> Program:
     """The committed digits checkpoint (spikingformer-tiny, trained)."""
-    return _program("digits", _front(str(CHECKPOINT)))
+    return get_program("digits")
 
 
 @pytest.fixture(scope="session")
 def random_program() -> Program:
     """spikingformer-tiny with seeded random weights and thresholds tuned to fire."""
-    g = _front("spikingformer-tiny")
-    x, _ = digits("train")
-    return _program("random", _tune_thresholds(g, {g.inputs[0]: x[:8]}, TARGET_RATE))
+    return get_program("spikingformer")
+
+
+@pytest.fixture(scope="session")
+def programs() -> Callable[[str], Program]:
+    """:func:`get_program`, for tests that need several programs by name."""
+    return get_program

@@ -1,7 +1,8 @@
 """Parity on real Lava: the lowered program under ``Loihi2SimCfg(select_tag="fixed_pt")``.
 
-The runtime job runs the generated ``network.py`` (lava-nc 0.10.0, Python 3.10) on three digits;
-every population's spikes, per neuron and per step, must equal the ``loihi`` reference
+The runtime job runs the generated ``network.py`` (lava-nc 0.10.0, Python 3.10) on three samples
+of every program of ``conftest.PROGRAMS`` (each zoo family, the committed checkpoints): every
+population's spikes, per neuron and per step, must equal the ``loihi`` reference
 interpreter's after the pipeline latency is removed, and the host readout of Lava's spikes must
 give the reference's outputs and predictions exactly. The emitted build directory is checked to
 be byte-identical across emissions and to run from its own ``run.py``. Skipped without the
@@ -29,9 +30,9 @@ def _first_mismatch(name: str, got: np.ndarray, want: np.ndarray) -> str:
 
 
 @pytest.mark.runtime
-@pytest.mark.parametrize("which", ["digits_program", "random_program"])
-def test_lava_spikes_equal_the_reference(which: str, request: pytest.FixtureRequest) -> None:
-    p = request.getfixturevalue(which)
+def test_lava_spikes_equal_the_reference(program) -> None:
+    """Every family (tests/backends/conftest.py PROGRAMS) on Lava: per neuron, per step."""
+    p = program
     a_in, batch = host.encode(p.graph, p.spec, p.inputs)
     lava = run_on_lava(p.spec, a_in, batch, timeout=300)
     assert lava.info["lava_nc"] == "0.10.0" and lava.info["batch"] == batch == 3

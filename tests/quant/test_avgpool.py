@@ -241,8 +241,7 @@ def test_pool_of_currents_message_says_current() -> None:
     assert e.value.code == "QNT001" and "pool: AvgPool2d of a current value" in msg
 
 
-def test_unsupported_op_message_names_the_real_input_kind() -> None:
-    """The generic message used to say "on currents" whatever the input was."""
+def _mean_of_spikes_graph() -> Graph:
     g = _spool_graph(O.IF(v_threshold=0.5))
     g.add("absmean", O.Mean(axes=(1, 2), keepdim=True), TensorType((C, 1, 1)))
     g.connect("lif0", "absmean")
@@ -255,11 +254,30 @@ def test_unsupported_op_message_names_the_real_input_kind() -> None:
     g.add("rate2", O.TimeMean(), TensorType((C, 1, 2), temporal=False))
     g.connect("lifn", "rate2")
     g.outputs.append("rate2")
+    return g
+
+
+def test_unsupported_op_message_names_the_real_input_kind() -> None:
+    """The generic message used to say "on currents" whatever the input was (on SpiNNaker a
+    mean of spikes read by a neuron still has no synaptic form)."""
     with pytest.raises(SnnccError) as e:
-        _quantize(g, "loihi")
+        _quantize(_mean_of_spikes_graph(), "spinnaker")
     assert e.value.code == "QNT001"
     assert "absmean: Mean of spike inputs cannot run on chip" in e.value.message
     assert "currents" not in e.value.message
+
+
+def test_mean_of_spikes_read_by_a_neuron_is_a_synapse_on_loihi() -> None:
+    """On Loihi it is a Linear with weights 1/N over the reduced axes (moved last)."""
+    g, _ = _quantize(_mean_of_spikes_graph(), "loihi")
+    op = g.op("absmean")
+    assert isinstance(op, O.Linear) and op.weight.shape == (1, 64)  # 8x8 spikes per channel
+    assert g.node_meta("absmean")["rewritten"]["reduction_as_synapse"] == "Mean"
+    front, _ = run_pipeline(_mean_of_spikes_graph(), FRONT_PIPELINE)
+    want = run(front, _feeds(), "float").spikes["lifm"]
+    got = run(g, _feeds(), "loihi").spikes["lifm"]
+    assert want.any() and not want.all()
+    np.testing.assert_array_equal(got, want)  # 1/64 and the 0.5 threshold are exact integers
 
 
 # -- the leaky-membrane grid --------------------------------------------------------------------
@@ -365,7 +383,27 @@ def test_compile_lsformer_checkpoint_runs_and_evaluates(
 
 
 # -- ExpGIF -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("target", TARGETS)
+def test_ge2mst_runs_as_programmable_neurons_on_loihi() -> None:
+    """ExpG-IF (and the soft-reset IF Q/K/V neurons) become LoihiExpGIF on Loihi."""
+    front = _zoo_front("ge2mst-tiny")
+    g, ctx = run_pipeline(front, [quantize], PassContext(config={"target": "loihi"}))
+    prog = {n: g.op(n) for n in g.nodes() if isinstance(g.op(n), O.LoihiExpGIF)}
+    assert len(prog) == 15 and {op.bits for op in prog.values()} == {1, 2}
+    q = g.node_meta("block.0.mlp.fc1_neuron")["quant"]
+    assert q["runs_as"] == "programmable neuron (microcode on Loihi 2)"
+    op = prog["block.0.mlp.fc1_neuron"]
+    assert op.thresholds[0] == 2 * op.thresholds[1]  # theta/2, theta/4 at one scale
+    # the synapse reading the graded payload carries the unit theta·2^-K in its weights
+    assert g.node_meta("block.0.mlp.fc1_conv")["quant"]["input_unit"] == 0.25
+
+
+def _zoo_front(name: str) -> Graph:
+    from snncc.loading import resolve_model, to_graph
+
+    return run_pipeline(to_graph(resolve_model(name)), FRONT_PIPELINE)[0]
+
+
+@pytest.mark.parametrize("target", ["spinnaker"])
 def test_ge2mst_is_refused_with_the_reason(target: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(SnnccError) as e:

@@ -1,4 +1,5 @@
-"""The custom Lava process snncc emits for ``conv`` and ``product`` connections.
+"""The custom Lava processes snncc emits: ``SpecSynapse`` (``conv`` and ``product``
+connections) and ``ExpGIFNeuron`` (the programmable neuron).
 
 ``SpecSynapse`` is one connection of a program spec (:mod:`snncc.backends.lower.spec`): it reads
 the spikes of up to :data:`MAX_OPERANDS` populations and sends the target population's ``a_in``.
@@ -34,6 +35,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from snncc.backends.lower.kernels import connection_output
 from snncc.backends.lower.spec import Connection
+from snncc.reference.loihi_kernels import expgif_step
 
 #: Most populations one connection reads (a spike product reads Q, K and V).
 MAX_OPERANDS = 4
@@ -104,3 +106,66 @@ class PySpecSynapseModelFixed(PyLoihiProcessModel):
             line[0] = port.recv()
             xs.append(line[-1][None])
         self.a_buf = connection_output(self.connection, xs)[0]
+
+
+class ExpGIFNeuron(AbstractProcess):
+    """The programmable neuron (:class:`~snncc.ir.ops.LoihiExpGIF`): snncc's ExpG-IF.
+
+    Integrate-and-fire with a threshold per step of a group (``thresholds``, ``K`` of them),
+    soft reset, and a graded payload ``2^(K-1-k)`` on ``s_out``. Like ``LIFReset`` it zeroes its
+    state at every step with ``time_step % reset_interval == reset_offset`` (the first step of a
+    sample); its bit at Lava step ``τ`` is ``k = (τ - depth - 1) mod K``. On Loihi 2 this is
+    neuron microcode; here, an exact fixed-point CPU model.
+    """
+
+    def __init__(
+        self,
+        *,
+        shape: tuple[int, ...],
+        thresholds: tuple[int, ...],
+        bias: np.ndarray,
+        depth: int,
+        reset_interval: int,
+        reset_offset: int,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            shape=shape,
+            thresholds=tuple(int(t) for t in thresholds),
+            bias=np.asarray(bias, np.int64),
+            depth=int(depth),
+            reset_interval=int(reset_interval),
+            reset_offset=int(reset_offset),
+            name=name,
+        )
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+
+
+@implements(proc=ExpGIFNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyExpGIFModelFixed(PyLoihiProcessModel):
+    """Bit-exact model of :class:`ExpGIFNeuron`: :func:`~snncc.reference.loihi_kernels.
+    expgif_step`, the reference's own step, once per Lava step."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+    def __init__(self, proc_params: Any) -> None:
+        super().__init__(proc_params)
+        self.thresholds = tuple(proc_params["thresholds"])
+        self.bias = np.asarray(proc_params["bias"], np.int64)
+        self.depth = int(proc_params["depth"])
+        self.reset_interval = int(proc_params["reset_interval"])
+        self.reset_offset = int(proc_params["reset_offset"]) % self.reset_interval
+        self.v = np.zeros(proc_params["shape"], np.int64)
+
+    def run_spk(self) -> None:
+        """Receive, reset at a sample's first step, integrate, fire, send the payload."""
+        a = self.a_in.recv().astype(np.int64)
+        if self.time_step % self.reset_interval == self.reset_offset:
+            self.v[:] = 0
+        t = self.time_step - self.depth - 1
+        self.v, y = expgif_step(self.v, a, self.bias, self.thresholds, t)
+        self.s_out.send(y)
