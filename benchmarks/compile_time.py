@@ -7,7 +7,10 @@ allocations, so the child reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` 
 after importing and again after compiling.
 
 Targets (reported, not asserted): the 66M-parameter ``spikingformer-8-768`` compiles in under
-2 minutes and 8 GiB on a 2-core machine. Results: ``benchmarks/results/compile_time.json``.
+2 minutes and 8 GiB on a 2-core machine. Results: ``benchmarks/results/compile_time.json``,
+with each configuration's cores, chips, lower bound and utilisation (lower bound / cores).
+Loihi compiles use the cost model calibrated on Intel's compiler (``--conv-synapses shared``,
+docs/budget.md §3) unless ``--conv-synapses per-connection`` is given.
 
 Usage::
 
@@ -43,7 +46,7 @@ def _maxrss_bytes() -> int:
     return int(kib) * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
 
 
-def child(model: str, target: str) -> dict[str, Any]:
+def child(model: str, target: str, conv_synapses: str = "shared") -> dict[str, Any]:
     """Run one compile in this process and return its measurements."""
     t0 = time.perf_counter()
     import torch  # noqa: F401 - imported first so the baseline includes it
@@ -55,7 +58,9 @@ def child(model: str, target: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
         try:
-            res = compile_model(model, target=target, budget=BUDGET, out_dir=Path(tmp) / "out")
+            costing = conv_synapses if target == "loihi" else "per-connection"
+            res = compile_model(model, target=target, budget=BUDGET, out_dir=Path(tmp) / "out",
+                                conv_synapses=costing)  # fmt: skip
             timings, error, report = res.timings, None, res.report
         except SnnccError as e:
             timings, error, report = {}, e.format(), {}
@@ -72,13 +77,20 @@ def child(model: str, target: str) -> dict[str, Any]:
         "passes": timings.get("passes", []),
         "stages": timings.get("stages", {}),
         "cores": report.get("cores"),
+        "chips": report.get("chips"),
+        "cores_lower_bound": report.get("cores_lower_bound"),
+        "cores_lower_bound_by_resource": report.get("cores_lower_bound_by_resource"),
+        "core_utilisation": report.get("core_utilisation"),
+        "cost_model": report.get("cost_model"),
         "memory_bytes": report.get("memory_bytes"),
     }
 
 
-def run_config(model: str, target: str, timeout: float) -> dict[str, Any]:
+def run_config(
+    model: str, target: str, timeout: float, conv_synapses: str = "shared"
+) -> dict[str, Any]:
     """One configuration in a fresh interpreter (so ru_maxrss is this compile's peak)."""
-    cmd = [sys.executable, __file__, "--child", model, target]
+    cmd = [sys.executable, __file__, "--child", model, target, conv_synapses]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
@@ -128,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", nargs="+", default=list(TARGETS))
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per configuration")
     ap.add_argument("--output", type=Path, default=RESULTS)
-    ap.add_argument("--child", nargs=2, metavar=("MODEL", "TARGET"), help=argparse.SUPPRESS)
+    ap.add_argument("--conv-synapses", default="shared", choices=("shared", "per-connection"),
+                    help="Loihi cost model (default: shared, the calibrated one)")  # fmt: skip
+    ap.add_argument("--child", nargs=3, metavar=("MODEL", "TARGET", "COST"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(child(*args.child)))
@@ -136,11 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for model in args.models:
         for target in args.targets:
-            r = run_config(model, target, args.timeout)
+            r = run_config(model, target, args.timeout, args.conv_synapses)
             results.append(r)
             status = "ok" if r.get("ok") else f"FAILED: {r.get('error')}"
             secs, rss = r.get("compile_seconds", float("nan")), r.get("peak_rss_bytes", 0) / 2**30
-            print(f"{model:>22} {target:>9}: {secs:7.1f} s  peak {rss:5.2f} GiB  {status}")
+            use = r.get("core_utilisation") or 0.0
+            print(
+                f"{model:>22} {target:>9}: {secs:7.1f} s  peak {rss:5.2f} GiB  "
+                f"{r.get('cores')} cores, {r.get('chips')} chips, {use:.1%} used  {status}"
+            )
     doc = {"benchmark": "compile_time", "machine": _machine(), "budget": BUDGET,
            "goal": GOAL, "goal_met": _goal(results), "results": results}  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
