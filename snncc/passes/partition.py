@@ -178,6 +178,17 @@ def _lower_bound(
     return {r: max(v, 1 if units else 0) for r, v in bound.items()}
 
 
+def _stored(model: Any, unit: Unit) -> dict[str, int]:
+    """``{"stored_weights": n}``: the weights the layer's connections store once each (a
+    shared kernel, a Dense matrix with its zeros), where the model knows the connection forms
+    (the calibrated Loihi model); the lowered program's connections store the same."""
+    stored = getattr(model, "stored_weights", None)
+    if stored is None:
+        return {}
+    return {"stored_weights": sum(stored(unit, p) for p in unit.projections
+                                  if p.kind == "synaptic")}  # fmt: skip
+
+
 def plan_partition(
     g: Graph,
     target: str,
@@ -220,6 +231,7 @@ def plan_partition(
                 "binding": lay.binding, "cores_lower_bound": int(lay.lower_bound),
                 **({"tile": list(lay.tile)} if lay.tile else {}),
                 **({"synmem": int(total["synmem"])} if "synmem" in total else {}),
+                **_stored(model, unit),
             }
         )  # fmt: skip
     cores = _pack(rows, limits, model.packs)
@@ -277,7 +289,13 @@ def partition(g: Graph, ctx: PassContext) -> Graph:
     )
     binding = max(plan.cores_lower_bound, key=plan.cores_lower_bound.get, default="none")
     ctx.decide(
-        f"{len(plan.layers)} layers on {plan.cores} {plan.target} cores "
-        f"(lower bound {max(plan.cores_lower_bound.values(), default=0)}, set by {binding})"
+        f"{len(plan.layers)} layers on {plan.cores} {plan.target} cores, {plan.chips} chips "
+        f"(lower bound {max(plan.cores_lower_bound.values(), default=0)}, set by {binding}; "
+        f"cost model {plan.cost_model})"
     )
+    by_resource: dict[str, int] = {}
+    for row in plan.layers:
+        by_resource[row["binding"]] = by_resource.get(row["binding"], 0) + int(row["cores"])
+    ctx.decide("cores by the resource that binds their layer: "
+               + ", ".join(f"{r} {n}" for r, n in sorted(by_resource.items())))  # fmt: skip
     return g

@@ -83,7 +83,7 @@ def _cores(x: dict[str, Any]) -> str:
     return f"{x['cores']}" if lb is None else f"{x['cores']} (≥{lb})"
 
 
-LAYER_HEAD = ["layer", "cores", "memory", "neurons", "synapses", "binds", "tile"]
+LAYER_HEAD = ["layer", "cores (≥ bound)", "memory", "neurons", "synapses", "binds", "tile c×h×w"]
 
 
 def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -204,7 +204,8 @@ def test_pilotnet_convolutions_get_intels_tiles() -> None:
 def spec_graph() -> Graph:
     """Large enough that ``backends/lower`` emits every weight-shared op as a Conv: a 3x3 conv,
     an OR max-pool, a residual join read by two layers (fan-in expansion), a Linear over 256
-    tokens, and a 8192 -> 10 Linear the lowering emits as a Dense."""
+    tokens, and a 4096 -> 10 Linear the lowering emits as a Dense (4,096 input axons: no
+    partial-sum relays, which the lowering does not emit)."""
     rng = np.random.default_rng(12)
     g = Graph("spec")
     g.meta["timesteps"] = 2
@@ -224,10 +225,10 @@ def spec_graph() -> Graph:
     _add(g, "tt", O.Permute((1, 0)), "tok")
     _add(g, "fc", O.Linear(weight=rng.normal(size=(64, 32))), "tt")
     _add(g, "l4", O.LIF(), "fc")
-    _add(g, "flat", O.Reshape((8192,)), "l3")
-    _add(g, "head", O.Linear(weight=rng.normal(size=(10, 8192)) * 0.05), "flat")
+    _add(g, "flat", O.Reshape((4096,)), "pool")
+    _add(g, "head", O.Linear(weight=rng.normal(size=(10, 4096)) * 0.05), "flat")
     _add(g, "l5", O.LIF(), "head")
-    g.outputs += ["l4", "l5"]
+    g.outputs += ["l3", "l4", "l5"]
     return g
 
 
@@ -265,9 +266,16 @@ def test_what_is_costed_is_what_the_lowering_emits() -> None:
     q, _ = run_pipeline(front, [quantize], PassContext(config={"target": "loihi"}))
     emitted, costed = spec_weights(lower_program(q)), model_weights(q)
     assert emitted == costed
+    # per layer, as the report shows it: the plan's stored_weights total the spec's connections
+    per_layer: dict[str, int] = {}
+    for (_, target), (_, n) in emitted.items():
+        per_layer[target] = per_layer.get(target, 0) + n
+    plan = plan_partition(q, "loihi", conv_synapses="shared")
+    reported = {r["name"]: r["stored_weights"] for r in plan.layers if r["stored_weights"]}
+    assert reported == per_layer
     # the join is expanded: both of its layers read both branches, each kernel stored twice
     assert {t for (e, t) in emitted if e in ("ca", "cb")} == {"l2", "l3"}
-    assert emitted[("head", "l5")] == ("dense", 10 * 8192)
+    assert emitted[("head", "l5")] == ("dense", 10 * 4096)
     assert emitted[("fc", "l4")] == ("conv", 64 * 32)  # a Linear over 256 tokens: one kernel
 
 
