@@ -64,6 +64,9 @@ CONVENTION = (
     "forward Euler, v += dt/tau*(v_leak - v + r*I); spikes on v >= v_threshold (NIR: >); "
     "hard reset to v_reset; initial membrane v_reset"
 )
+#: Arrays of at least this many elements are gzip-compressed (``nir.write`` compresses all;
+#: per-neuron LIF parameters are large and repetitive).
+COMPRESS_FROM = 64
 #: HDF5 signature, for recognising a NIR file whatever its suffix.
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -121,7 +124,11 @@ def _write_group(group: Any, doc: dict[str, Any]) -> None:
         elif value is None:
             continue
         else:
-            group.create_dataset(key, data=np.asarray(value), track_times=False)
+            arr = np.asarray(value)
+            packed = arr.dtype != object and arr.size >= COMPRESS_FROM  # as nir.write: gzip
+            group.create_dataset(
+                key, data=arr, compression="gzip" if packed else None, track_times=False
+            )
 
 
 def write_bytes(doc: NirDoc) -> bytes:
