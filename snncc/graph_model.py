@@ -176,9 +176,9 @@ def load_nir_model(
     from snncc.interop.nir_common import CONVENTION
     from snncc.interop.nir_import import from_nir
 
-    g = from_nir(path, timesteps=timesteps, name=path.stem)
-    nir_meta = g.meta.get("nir") or {}
-    config = {"format": "nir", "dt": nir_meta.get("dt"), "convention": CONVENTION}
+    facts: dict[str, Any] = {}
+    g = from_nir(path, timesteps=timesteps, name=path.stem, facts=facts)
+    config = {"format": "nir", "convention": CONVENTION, **facts}
     return _finish(
         g, path, arch=f"NIR graph {path.name}", config=config, metrics=None, source="nir",
         input_shape=input_shape, timesteps=timesteps,

@@ -335,14 +335,16 @@ def from_nir(
     name: str | None = None,
     input_kind: Kind | str | None = None,
     readout: bool = True,
+    facts: dict[str, Any] | None = None,
 ) -> Graph:
     """Import a NIR graph (a file path, a ``nir.NIRGraph`` or a :class:`NirDoc`) as snncc IR.
 
     ``dt``: seconds per step (else the graph's ``metadata["dt"]``, else 1e-4). ``timesteps``:
     recorded as ``graph.meta["timesteps"]`` (graphs snncc wrote record it). ``input_kind``:
     what the inputs carry (NIR does not say; default ``current``). ``readout``: add a
-    ``TimeMean`` after each output of a graph snncc did not write. Raises ``NIR010`` (exit 3)
-    listing every node that cannot be lowered.
+    ``TimeMean`` after each output of a graph snncc did not write. ``facts``, if given, receives
+    ``dt`` and ``written_by_snncc``. Raises ``NIR010`` (exit 3) listing every node that cannot
+    be lowered.
     """
     doc, label = _source(source)
     ours = doc.metadata.get(FORMAT_KEY) == FORMAT
@@ -350,6 +352,8 @@ def from_nir(
         raise SnnccError(f"{label}: written by a newer snncc", code="NIR001", hint="upgrade snncc")
     kind = Kind(input_kind) if input_kind is not None else None
     imp = _Importer(doc, _dt(doc, dt, label), label, kind)
+    if facts is not None:
+        facts.update(dt=imp.dt, written_by_snncc=ours)
     imp.run()
     outs = imp.outputs(readout)
     if imp.problems:
