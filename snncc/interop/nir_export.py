@@ -200,6 +200,8 @@ def _node_record(g: Graph, n: str, op_doc: dict[str, Any]) -> str:
 
 def to_nir(graph: Graph, *, dt: float = DEFAULT_DT) -> NirDoc:
     """``graph`` as a NIR document (standard nodes where the semantics match; see module doc)."""
+    import nir
+
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive number of seconds, got {dt}")
     nodes: dict[str, Any] = {}
@@ -225,8 +227,6 @@ def to_nir(graph: Graph, *, dt: float = DEFAULT_DT) -> NirDoc:
         name = "output" if len(graph.outputs) == 1 else f"output_{i}"
         while name in nodes:
             name = "_" + name
-        import nir
-
         nodes[name] = nir.Output(output_type=np.array(graph.type(o).shape, dtype=np.int64))
         edges.append((o, name))
     metadata = {
