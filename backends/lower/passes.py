@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from snncc.backends.lower.balance import balance
+from snncc.backends.lower.balance import MAX_DELAY, balance
 from snncc.backends.lower.lower import lower_program
 from snncc.backends.lower.spec import ProgramSpec
+from snncc.backends.spinnaker.lower import lower_program as lower_spinnaker
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext
 
 #: Targets with a lowering; the rest pass through with ``program_spec = None``.
-LOWERINGS = {"loihi": lower_program}
+LOWERINGS = {"loihi": lower_program, "spinnaker": lower_spinnaker}
 SPEC_KEY = "program_spec"
 
 
@@ -94,7 +95,14 @@ def balance_latency(g: Graph, ctx: PassContext) -> Graph:
         ctx.config[SPEC_KEY] = None
         return g
     for p in spec.populations:
-        g.node_meta(p.name)["lowered"]["depth"] = p.depth
+        if p.name in g:  # relay populations have no node
+            g.node_meta(p.name)["lowered"]["depth"] = p.depth
+    relays = [p.name for p in spec.populations if p.role == "relay"]
+    if relays:
+        ctx.decide(
+            f"{len(relays)} relay populations carry spikes past one connection's "
+            f"{MAX_DELAY}-step delay limit"
+        )
     delayed = [(c.name, max(o.delay for o in c.operands)) for c in spec.connections]
     delayed = [(n, d) for n, d in delayed if d > 0]
     stats: dict[str, Any] = {"depth": spec.depth, "delayed_connections": len(delayed)}

@@ -26,6 +26,7 @@ from snncc.data.digits import digits
 from snncc.data.gestures import gestures
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
+from snncc.ir.types import TensorType
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.passes.quantize import quantize
@@ -184,3 +185,41 @@ def random_program() -> Program:
 def programs() -> Callable[[str], Program]:
     """:func:`get_program`, for tests that need several programs by name."""
     return get_program
+
+
+def _sew_graph() -> Graph:
+    """x -> two host convs -> LIFs a, b -> a + b (a SEW sum) -> fc -> c, with a BN-like bias
+    large enough that the stream scale gives fc a negative weight exponent: each projection's
+    floor then matters (one floor of the summed projections would differ)."""
+    rng = np.random.default_rng(5)
+    g = Graph("sew")
+    g.meta["timesteps"] = 4
+    g.add("x", O.Input(shape=(2, 4, 4)), TensorType((2, 4, 4)))
+    g.inputs.append("x")
+    for n in ("a", "b"):
+        g.add(f"enc_{n}", O.Conv2d(weight=rng.normal(size=(3, 2, 3, 3)), padding=(1, 1)),
+              TensorType((3, 4, 4)))  # fmt: skip
+        g.connect("x", f"enc_{n}")
+        g.add(n, O.LIF(tau=2.0, v_threshold=0.5), TensorType((3, 4, 4)))
+        g.connect(f"enc_{n}", n)
+    g.add("sum", O.Add(), TensorType((3, 4, 4)))
+    g.connect("a", "sum", "in0")
+    g.connect("b", "sum", "in1")
+    g.add("flat", O.Reshape((48,)), TensorType((48,)))
+    g.connect("sum", "flat")
+    fc = O.Linear(weight=rng.uniform(-0.4, 0.6, (7, 48)), bias=np.full(7, 30.0))
+    g.add("fc", fc, TensorType((7,)))
+    g.connect("flat", "fc")
+    g.add("c", O.LIF(tau=2.0, v_threshold=30.5), TensorType((7,)))
+    g.connect("fc", "c")
+    g.add("rate", O.TimeMean(), TensorType((7,), temporal=False))
+    g.connect("c", "rate")
+    g.outputs.append("rate")
+    return run_pipeline(g, FRONT_PIPELINE)[0]
+
+
+@pytest.fixture(scope="session")
+def sew_program() -> Program:
+    """A SEW sum read by a synapse with a negative weight exponent (one projection per source)."""
+    x = np.random.default_rng(6).normal(1.0, 1.0, (4, SAMPLES, 2, 4, 4))
+    return _program("sew", _sew_graph(), lambda split, n: x)

@@ -106,3 +106,15 @@ def test_vectorised_conv_equals_lavas_own_conv(runtime_python: str) -> None:
         [runtime_python, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.runtime
+def test_lava_sew_projections_with_a_negative_exponent(sew_program) -> None:
+    """Lava's Dense floors each projection's sum: the reference models exactly that."""
+    p = sew_program
+    a_in, batch = host.encode(p.graph, p.spec, p.inputs)
+    lava = run_on_lava(p.spec, a_in, batch, timeout=300)
+    for pop in p.spec.populations:
+        np.testing.assert_array_equal(lava.spikes[pop.name], p.reference_spikes(pop.name))
+    out = host.readout(p.graph, p.spec, lava.spikes, p.inputs)
+    np.testing.assert_array_equal(out["rate"], p.reference.outputs["rate"])

@@ -252,3 +252,107 @@ def test_a_construct_without_lowering_is_a_warning_or_an_error() -> None:
     strict = PassContext(config={"target": "loihi", "require_program": True})
     with pytest.raises(SnnccError, match="late: an IR Delay on chip"):
         run_pipeline(g, COMPILE_PIPELINE, strict)
+
+
+def _executor_equals_reference(g: Graph, inputs: dict[str, np.ndarray]) -> ProgramSpec:
+    """Quantize, lower, balance ``g``; assert executor spikes and outputs equal the reference."""
+    front, _ = run_pipeline(g, FRONT_PIPELINE)
+    q, _ = run_pipeline(front, [quantize], PassContext(config={"target": "loihi"}))
+    spec = balance(lower_program(q))
+    ref = run(q, inputs, "loihi", record="all")
+    a_in, batch = host.encode(q, spec, inputs)
+    win = windows(spec, simulate(spec, a_in, batch), batch)
+    for p in spec.populations:
+        if p.name in ref.values:  # relays have no node: their readers prove them
+            want = (ref.values[p.name] != 0).astype(np.uint8)
+            assert 0 < want.mean() < 0.95, p.name
+            np.testing.assert_array_equal(win[p.name], want, err_msg=p.name)
+    out = host.readout(q, spec, win, inputs)
+    for name, want in ref.outputs.items():
+        np.testing.assert_array_equal(out[name], want)
+    return spec
+
+
+def _deep_skip_graph(layers: int) -> Graph:
+    """a -> ``layers`` x (fc -> LIF) -> joined with a skip projection of a: a long wait."""
+    rng = np.random.default_rng(8)
+    g = Graph("deep")
+    g.meta["timesteps"] = 4
+    g.add("x", O.Input(shape=(8,)), TensorType((8,)))
+    g.inputs.append("x")
+    _add(g, "enc", O.Linear(weight=rng.normal(0.5, 1, (8, 8))), "x")
+    prev = _add(g, "a", O.LIF(tau=2.0, v_threshold=0.5), "enc")
+    for i in range(layers):
+        _add(g, f"fc{i}", O.Linear(weight=rng.uniform(0.2, 0.6, (8, 8))), prev)
+        prev = _add(g, f"l{i}", O.LIF(tau=2.0, v_threshold=0.5), f"fc{i}")
+    _add(g, "skip", O.Linear(weight=rng.uniform(0.2, 0.6, (8, 8))), "a")
+    _add(g, "last", O.Linear(weight=rng.uniform(-0.3, 0.3, (8, 8))), prev)
+    _add(g, "join", O.Add(), "skip", "last")
+    _add(g, "out", O.LIF(tau=2.0, v_threshold=0.5), "join")
+    _add(g, "rate", O.TimeMean(), "out")
+    g.outputs.append("rate")
+    return g
+
+
+def test_waits_beyond_one_connection_go_through_relay_chains() -> None:
+    spec = _executor_equals_reference(
+        _deep_skip_graph(130), {"x": np.random.default_rng(9).normal(0.5, 1, (4, 3, 8))}
+    )
+    relays = [p for p in spec.populations if p.role == "relay"]
+    assert [p.name for p in relays] == ["a.relay1", "a.relay2"]  # a waits 130 = 63 + 63 + 4
+    assert [p.depth for p in relays] == [63, 126] and spec.population("out").depth == 131
+    assert max(o.delay for c in spec.connections for o in c.operands) == 62
+
+
+def test_a_synaptic_op_reading_a_spike_product_is_one_program() -> None:
+    """q·kᵀ (a count) read by a Linear: the product and the synapse in one exact program."""
+    rng = np.random.default_rng(10)
+    g = Graph("qk")
+    g.meta["timesteps"] = 4
+    g.add("x", O.Input(shape=(4, 6)), TensorType((4, 6)))
+    g.inputs.append("x")
+    for n in ("q", "k"):
+        _add(g, f"enc_{n}", O.Linear(weight=rng.normal(0.3, 1, (6, 6))), "x")
+        _add(g, n, O.LIF(tau=2.0, v_threshold=0.5), f"enc_{n}")
+    _add(g, "kt", O.Permute((1, 0)), "k")
+    _add(g, "qk", O.MatMul(), "q", "kt")  # [4, 4] counts up to 6
+    _add(g, "fc", O.Linear(weight=rng.uniform(-0.5, 1, (3, 4))), "qk")
+    _add(g, "o", O.LIF(tau=2.0, v_threshold=1.0), "fc")
+    _add(g, "rate", O.TimeMean(), "o")
+    g.outputs.append("rate")
+    spec = _executor_equals_reference(g, {"x": rng.normal(0.5, 1, (4, 3, 4, 6))})
+    (c,) = spec.into("o")
+    steps = [type(s).__name__ for s in c.params["steps"]]
+    assert c.kind == "product" and steps == ["MatMul", "Linear"]  # kᵀ folds into an index map
+
+
+def test_sew_projections_floor_one_by_one_on_the_executor(sew_program) -> None:
+    """Two Dense connections into c, each shifting its own sum (exponent < 0), as the loihi
+    reference does for the two copies of fc."""
+    p = sew_program
+    assert p.graph.node_meta("fc")["quant"]["weight_exp"] < 0
+    dense = [c for c in p.spec.into("c") if c.kind == "dense"]
+    assert len(dense) == 2 and {c.sources()[0] for c in dense} == {"a", "b"}
+    rates = _check_program(p)
+    assert all(0 < r < 0.9 for r in rates.values()), rates
+
+
+def test_a_token_mean_read_by_a_neuron_sums_separately_floored_projections() -> None:
+    """Mean over tokens -> a Sum with gain 4; with exponent < 0 each token's projection keeps
+    its own floor, so the connection is a per-output-shifted one with a [n, J] map."""
+    rng = np.random.default_rng(11)
+    g = Graph("mean")
+    g.meta["timesteps"] = 4
+    g.add("x", O.Input(shape=(4, 6)), TensorType((4, 6)))
+    g.inputs.append("x")
+    _add(g, "enc", O.Linear(weight=rng.normal(0.3, 1, (6, 6))), "x")
+    _add(g, "a", O.LIF(tau=2.0, v_threshold=0.5), "enc")
+    _add(g, "fc", O.Linear(weight=rng.uniform(-0.3, 0.6, (5, 6)), bias=np.full(5, 40.0)), "a")
+    _add(g, "tok", O.Mean(axes=(0,)), "fc")
+    _add(g, "c", O.LIF(tau=2.0, v_threshold=36.5), "tok")
+    _add(g, "rate", O.TimeMean(), "c")
+    g.outputs.append("rate")
+    spec = _executor_equals_reference(g, {"x": rng.normal(0.5, 1, (4, 3, 4, 6))})
+    (conn,) = spec.into("c")
+    assert conn.kind == "conv" and conn.out_index.shape == (5, 4)
+    assert conn.params["weight_exp"] < 0
