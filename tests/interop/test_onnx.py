@@ -241,3 +241,19 @@ def test_not_onnx(tmp_path, capsys):
     code = main(["convert", str(junk), "--timesteps", "9", "--calibrate", "digits",
                  "-o", str(tmp_path / "m.pt")])  # fmt: skip
     assert code == 2 and "error[CV001]" in capsys.readouterr()[1]
+
+
+def test_example_script_runs(tmp_path):
+    """examples/ann_to_snn.py end to end (2 epochs): every test digit bit-identical."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, str(root / "examples" / "ann_to_snn.py"), "--epochs", "2",
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600, cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "bit-identical to the quantized ANN on 450/450 samples" in proc.stdout
+    assert (tmp_path / "out" / "snn.pt").is_file()
