@@ -373,3 +373,35 @@ def product_steps(c: Connection) -> list[tuple[Op, list[int], dict[str, Any]]]:
     """A product connection's program: ``(op, input references, meta)`` per step, in order."""
     metas = c.params.get("step_meta") or [{} for _ in c.params["steps"]]
     return list(zip(c.params["steps"], c.params["step_inputs"], metas, strict=True))
+
+
+#: What a ``product`` connection's program computes, by the op kinds it holds (first match).
+PROGRAM_WHAT: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"MaxPool2d"}), "a max-pool of currents (with the synapses before it)"),
+    (frozenset({"MatMul", "Mul"}), "a product of spike trains (attention's Q·Kᵀ·V)"),
+)
+
+
+def not_native(spec: ProgramSpec) -> list[dict[str, str]]:
+    """What of ``spec`` is not a neurocore's own operation, and why (for reports).
+
+    One row per ``product`` connection (a custom fixed-point process: Loihi 2 has no neurocore
+    operation for it) and per programmable-neuron population (neuron microcode on Loihi 2).
+    """
+    rows = []
+    for p in spec.populations:
+        if p.role == "expgif":
+            rows.append({"name": p.name, "kind": "population", "why": POPULATION_ROLES[p.role]})
+    for c in spec.connections:
+        if c.kind != "product":
+            continue
+        ops = {type(op).__name__ for op in c.params["steps"]}
+        what = next((w for keys, w in PROGRAM_WHAT if keys & ops), "an integer program")
+        rows.append(
+            {
+                "name": c.name,
+                "kind": "product",
+                "why": f"{what}: a custom fixed-point Lava process (no neurocore operation)",
+            }
+        )
+    return rows

@@ -68,6 +68,9 @@ def test_lowering_mechanisms_per_family(programs) -> None:
     get_program = programs
     roles = {n: {p.role for p in get_program(n).spec.populations} for n in ("sdt", "ge2mst")}
     assert "and" in roles["sdt"] and "expgif" in roles["ge2mst"]
+    (attn,) = get_program("spikformer").spec.into("block.0.attn.attn_lif")
+    steps = [type(s).__name__ for s in attn.params["steps"]]
+    assert steps[:3] == ["MatMul", "Scale", "MatMul"]  # (Q·Kᵀ·scale)·V: a current x spikes
     spikformer = get_program("spikformer").graph
     # SEW: block 1's fc1 reads 5 spike tensors (rpe, maxpool, 3 branch outputs): 5 projections
     assert len(spikformer.node_meta("block.1.mlp.fc1_linear")["rewritten"]["sew_sources"]) == 5
@@ -356,3 +359,18 @@ def test_a_token_mean_read_by_a_neuron_sums_separately_floored_projections() -> 
     (conn,) = spec.into("c")
     assert conn.kind == "conv" and conn.out_index.shape == (5, 4)
     assert conn.params["weight_exp"] < 0
+
+
+def test_not_native_lists_programs_and_programmable_neurons(programs) -> None:
+    from snncc.backends.lower.spec import not_native
+
+    rows = not_native(programs("ge2mst").spec)
+    neurons = [r for r in rows if r["kind"] == "population"]
+    assert len(neurons) == 15
+    assert all(r["why"] == "programmable neuron (microcode on Loihi 2)" for r in neurons)
+    why = {r["why"].split(":")[0] for r in rows if r["kind"] == "product"}
+    assert why == {
+        "a max-pool of currents (with the synapses before it)",
+        "a product of spike trains (attention's Q·Kᵀ·V)",
+    }
+    assert not [r for r in not_native(programs("digits").spec) if r["kind"] == "population"]
