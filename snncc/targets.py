@@ -25,7 +25,10 @@ class Target:
     """What a stage needs to know about one target (see the module docstring).
 
     ``emitter``, ``runner`` and ``run_module`` are None for a target without a backend that
-    runs programs yet; ``simulators`` names what ``snncc run`` can execute the program on.
+    runs programs yet; ``simulators`` names what ``snncc run`` can execute the program on (the
+    first is the default). ``program`` is the class that reads a build's ``spec.json``;
+    ``encode`` and ``readout`` are the host's part of a run (inputs to the machine, outputs
+    from its spikes).
     """
 
     name: str
@@ -38,6 +41,9 @@ class Target:
     emitter: str | None = None
     runner: str | None = None
     simulators: tuple[str, ...] = ()
+    program: str = "snncc.backends.lower.spec:ProgramSpec"
+    encode: str = "snncc.backends.lower.host:encode"
+    readout: str = "snncc.backends.lower.host:readout"
 
     def load(self, part: str) -> Any:
         """Import and return the object a part names (``"pkg.module:attr"``)."""
@@ -73,6 +79,13 @@ TARGETS: dict[str, Target] = {
         memory_model="snncc.backends.spinnaker.memory:SpiNNakerMemoryModel",
         quantizer="snncc.quant.spinnaker:quantize_stream",
         reference_mode="spinnaker",
+        lowering="snncc.backends.spinnaker.lower:lower_program",
+        emitter="snncc.backends.spinnaker.emit:emit",
+        runner="snncc.backends.spinnaker.runner:run_on_pynn",
+        simulators=("brian2", "spinnaker"),
+        program="snncc.backends.spinnaker.spec:SpiNNakerProgram",
+        encode="snncc.backends.spinnaker.host:encode",
+        readout="snncc.backends.spinnaker.host:readout",
     ),
 }
 NAMES: tuple[str, ...] = tuple(TARGETS)

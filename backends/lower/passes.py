@@ -20,12 +20,13 @@ from typing import Any
 from snncc.backends.lower.balance import MAX_DELAY, balance
 from snncc.backends.lower.lower import lower_program
 from snncc.backends.lower.spec import ProgramSpec
+from snncc.backends.spinnaker.lower import lower_program as lower_spinnaker
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext
 
 #: Targets with a lowering; the rest pass through with ``program_spec = None``.
-LOWERINGS = {"loihi": lower_program}
+LOWERINGS = {"loihi": lower_program, "spinnaker": lower_spinnaker}
 SPEC_KEY = "program_spec"
 
 

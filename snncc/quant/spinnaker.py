@@ -10,6 +10,20 @@ excitatory and inhibitory receptor.
 
 The threshold is ``V_thresh = ceil(σ·v_th·2^15)`` raw (:func:`place_threshold`), so that
 sPyNNaker's ``V >= V_thresh`` on the s16.15 integers is exactly SpikingJelly's ``V >= v_th``.
+
+Two placements make the emitted PyNN program exact on every simulator (docs/spinnaker.md):
+
+- **The bias is a synaptic input.** A BN-folded bias ``b`` becomes ``I_offset`` at the ring-buffer
+  resolution of its sign, ``rint(|b|·2^(15-s))·2^s`` raw, and the shifts cover the inputs plus
+  the bias. Why: sPyNNaker has no per-sample reset, so the SpiNNaker backend delivers the bias
+  through a synapse from a clock source that fires during each population's window only (an
+  ``I_offset`` would already charge a population during the pipeline's fill); a stored weight
+  is exactly that value, and the ring buffer still never saturates.
+- **The leak never rounds.** With ``exp_TC = a/2^p`` (a odd; ``p = 1`` for tau = 2), every
+  current is a multiple of ``2^(p·T)`` raw (the shifts are at least ``p·T``, :func:`min_shift`),
+  so ``V`` stays a multiple of ``2^(p·(T-t))`` after ``t`` steps and
+  ``exp_TC·(alpha - V)`` is exact for the ``T`` steps of a sample: sPyNNaker's rounded s16.15
+  product then equals the real-valued update that Brian2 computes in float64.
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ from snncc.quant.streams import (
     stream_bounds,
     stream_divisor,
 )
-from snncc.reference.spinnaker_kernels import ring_buffer_shift, stored_weight, to_accum
+from snncc.reference.spinnaker_kernels import ring_buffer_shift, stored_weight
 
 ONE = 1 << SPINNAKER.frac_bits
 #: Keep thresholds and per-step currents within 2^14 / 2^15 mV of the ±2^16 s16.15 range.
@@ -199,9 +213,12 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
     sigma = d * 2.0**j
     k = sigma * gain  # mV of current per unit of stream value
     exact_k = Fraction(sigma) * Fraction(gain)
+    pos_bias = max(float(np.max(np.maximum(b, 0.0), initial=0.0)) for b in bias.values())
+    neg_bias = max(float(np.max(np.maximum(-b, 0.0), initial=0.0)) for b in bias.values())
+    floor = min_shift(g, stream)
     shifts = (
-        ring_buffer_shift(Fraction(pos_max) * exact_k),
-        ring_buffer_shift(Fraction(neg_max) * exact_k),
+        _shift((Fraction(pos_max) + Fraction(pos_bias)) * exact_k, floor),
+        _shift((Fraction(neg_max) + Fraction(neg_bias)) * exact_k, floor),
     )
     rows: list[dict[str, Any]] = []
     for n in stream.entries:
@@ -209,6 +226,46 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
     for n in stream.neurons:
         rows.append(_neuron(g, n, sigma, gain, bias[n], shifts, stream))
     return StreamPlan(j, float_limits(bounds), rows, d)
+
+
+def leak_bits(exp_tc: int) -> int:
+    """``p`` with ``exp_TC = a/2^p``, ``a`` odd: the bits one leak step adds below the grid.
+
+    0 for no leak (``exp_TC = 1``) and for a memoryless neuron (``exp_TC = 0``).
+    """
+    if exp_tc <= 0 or exp_tc >= ONE:
+        return 0
+    return SPINNAKER.frac_bits - ((exp_tc & -exp_tc).bit_length() - 1)
+
+
+def min_shift(g: Graph, stream: Stream) -> int:
+    """Smallest ring-buffer shift that keeps the leak exact for ``T`` steps: ``p·T``.
+
+    Requires: the stream's neurons passed :func:`_gain` (leaky). Ensures: 0 when ``p·T``
+    exceeds the largest shift (16): no grid makes that leak exact, and the SpiNNaker lowering
+    refuses to emit such a program (the reference still models its rounding).
+    """
+    timesteps = int(g.meta.get("timesteps", 1))
+    bits = max(
+        leak_bits(exp_tc_raw(float(neuron_spec(g, n, "spinnaker").tau))) for n in stream.neurons
+    )
+    need = bits * timesteps
+    return need if need <= 16 else 0
+
+
+def _shift(max_summed: Fraction, floor: int) -> int:
+    """The receptor's shift: sPyNNaker's rule on the maximum, at least ``floor`` when used."""
+    if max_summed <= 0:
+        return 0
+    return max(ring_buffer_shift(max_summed), floor)
+
+
+def _on_grid(current: np.ndarray, shifts: tuple[int, int]) -> np.ndarray:
+    """Raw s16.15 ``I_offset`` at the ring-buffer resolution of each value's sign."""
+    c = np.asarray(current, np.float64)
+    pos = stored_weight(np.maximum(c, 0.0), shifts[0]) << shifts[0]
+    neg = stored_weight(np.maximum(-c, 0.0), shifts[1]) << shifts[1]
+    return (pos - neg).astype(np.int64)
 
 
 def _signed_stored(w: np.ndarray, shifts: tuple[int, int]) -> np.ndarray:
@@ -251,7 +308,7 @@ def _neuron(
         v_thresh=place_threshold(Fraction(sigma) * Fraction(spec.v_threshold)),
         exp_tc=exp_tc_raw(tau),
         r=ONE,
-        i_offset=to_accum(np.asarray(bias) * sigma * gain),
+        i_offset=_on_grid(np.asarray(bias) * sigma * gain, shifts),
         exc_shift=shifts[0],
         inh_shift=shifts[1],
         host_scale=sigma * gain * ONE if stream.host else 0.0,

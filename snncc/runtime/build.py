@@ -33,7 +33,8 @@ class Build:
     manifest: dict[str, Any]
     report: dict[str, Any]
     graph: Graph
-    spec: Any  # snncc.backends.lower.spec.ProgramSpec (imported lazily)
+    spec: Any  # the target's program class (snncc.targets: ``program``), imported lazily
+    simulator: str = ""  # what ``snncc run`` runs it on (the target's first by default)
 
     @property
     def target(self) -> str:
@@ -127,11 +128,11 @@ def open_build(path: str | Path, *, simulator: str | None = None) -> Build:
         )
     ir_files = sorted(k for k in artifacts if k.startswith("ir/"))
     _check_integrity(path, manifest, [*PROGRAM_FILES, "report.json", *ir_files])
-    from snncc.backends.lower.spec import ProgramSpec
     from snncc.runtime_io import load_arrays
 
-    spec = ProgramSpec.from_payload(
+    spec = target.load("program").from_payload(
         json.loads((path / "spec.json").read_text()), load_arrays(path / "weights.npz")
     )
     report = json.loads((path / "report.json").read_text())
-    return Build(path, manifest, report, load(path / "ir"), spec)
+    sim = simulator or target.simulators[0]
+    return Build(path, manifest, report, load(path / "ir"), spec, sim)

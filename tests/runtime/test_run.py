@@ -67,11 +67,13 @@ def test_not_a_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         assert str(target) in _one_error(err, "RUN001")
 
 
-def test_spinnaker_build_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_spinnaker_build_on_lava_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "sp"
     compile_model("spikingformer-tiny", target="spinnaker", budget="1GiB", out_dir=out)
-    code, _, err = _run(capsys, str(out))
-    assert code == 2 and "spinnaker" in _one_error(err, "RUN002")
+    code, _, err = _run(capsys, str(out), "--simulator", "lava")
+    assert code == 2 and "brian2" in _one_error(err, "RUN002")
 
 
 def test_damaged_weights_are_refused(
