@@ -43,15 +43,25 @@ from snncc.torch_exact.float_ops import KERNELS as FLOAT_KERNELS
 
 
 def trunc_decay(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """``sign(x·factor) · (|x·factor| >> 12)``: Lava's decay, truncating toward zero."""
+    """``sign(x·factor) · (|x·factor| >> 12)``: Lava's decay, truncating toward zero.
+
+    Computed as ``(p + ((p >> 63) & 4095)) >> 12``: for ``p >= 0`` a floor shift, for ``p < 0``
+    ``floor((p + 4095) / 4096) = ceil(p / 4096)``; both equal truncation toward zero, with
+    shifts, masks and adds only (torch's ``sign``/``where`` on int64 are slow on CPU).
+    """
     p = x * factor
-    return torch.sign(p) * (torch.abs(p) >> DECAY_SHIFT)
+    return (p + ((p >> 63) & (DECAY_UNITY - 1))) >> DECAY_SHIFT
 
 
 def wrap_current(u: torch.Tensor) -> torch.Tensor:
-    """Lava's single 24-bit wrap of u: above 2^23 or at/below -2^23 wraps once."""
-    wrapped = torch.where(u > MAX_UV, u - 2 * MAX_UV, u)
-    return torch.where(wrapped <= -MAX_UV, u + 2 * MAX_UV, wrapped)
+    """Lava's single 24-bit wrap of u: above 2^23 or at/below -2^23 wraps once.
+
+    Lava: ``w = where(u > 2^23, u - 2^24, u); where(w <= -2^23, u + 2^24, w)``. A wrapped
+    ``u - 2^24`` is above -2^23 whenever ``u > 2^23``, so the second test only fires on an
+    unwrapped ``u``, and the two masked additions below are the same function.
+    """
+    w = u - (u > MAX_UV) * (2 * MAX_UV)
+    return w + (w <= -MAX_UV) * (2 * MAX_UV)
 
 
 def lif_steps(
@@ -75,7 +85,7 @@ def lif_steps(
         u = wrap_current(trunc_decay(u, u_factor) + (a[t] << ACT_SHIFT))
         v = torch.clamp(trunc_decay(v, v_factor) + u + bias, -(MAX_UV - 1), MAX_UV - 1)
         s = v > eff_vth
-        v = torch.where(s, 0, v)
+        v = v * ~s  # v[s] = 0
         spikes[t] = s
         if us is not None and vs is not None:
             us[t], vs[t] = u, v
@@ -96,9 +106,9 @@ def expgif_steps(
         th = int(thresholds[k])
         v = torch.clamp(v + a[t] + bias, -(MAX_UV - 1), MAX_UV - 1)
         s = v >= th
-        v = torch.where(s, v - th, v)
+        v = v - s * th
         vs[t] = v
-        out[t] = torch.where(s, 1 << (bits - 1 - k), 0)
+        out[t] = s * (1 << (bits - 1 - k))
     return vs, out
 
 

@@ -68,12 +68,17 @@ def lif_steps(
     for t in range(current.shape[0]):
         alpha = mul_accum(current[t], int(op.r)) + int(op.v_rest)
         updated = torch.clamp(alpha - mul_accum(alpha - v, int(op.exp_tc)), ACCUM_MIN, ACCUM_MAX)
-        active = timer <= 0
-        v = torch.where(active, updated, v)
-        timer = torch.where(active, timer, timer - 1)
+        if refract_steps == 0:
+            # The timer starts at 0 and is only ever set to 0: every neuron is always active.
+            v = updated
+        else:
+            active = timer <= 0
+            v = torch.where(active, updated, v)
+            timer = torch.where(active, timer, timer - 1)
         s = v >= int(op.v_thresh)
-        v = torch.where(s, int(op.v_reset), v)
-        timer = torch.where(s, refract_steps, timer)
+        v = v + s * (int(op.v_reset) - v)  # V[s] = v_reset
+        if refract_steps != 0:
+            timer = torch.where(s, refract_steps, timer)
         vs[t], spikes[t] = v, s
     return vs, spikes
 

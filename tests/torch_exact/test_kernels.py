@@ -67,17 +67,28 @@ def test_measured_strict_threshold_wrap_and_saturation() -> None:
 
 
 # -- random differential checks against the reference ---------------------------------------
-@pytest.mark.parametrize("seed", range(4))
-def test_loihi_lif_equals_reference_over_wide_ranges(seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "du", "dv"),
+    [(0, None, None), (1, None, None), (2, 4095, None), (3, -1, 0), (4, 4095, 0), (5, None, 4095)],
+)
+def test_loihi_lif_equals_reference_over_wide_ranges(
+    seed: int, du: int | None, dv: int | None
+) -> None:
+    """Random decays, and the special factors 0 and 4096 (the kernel's shortcuts)."""
     rng = np.random.default_rng(seed)
     a = rng.integers(-200_000, 200_000, (40, 3, 50)) * (rng.random((40, 3, 50)) < 0.3)
-    du, dv = int(rng.integers(-1, 4096)), int(rng.integers(0, 4096))
+    du = int(rng.integers(-1, 4096)) if du is None else du
+    dv = int(rng.integers(0, 4096)) if dv is None else dv
     vth, be = int(rng.integers(0, 2**17)), int(rng.integers(-8, 8))
     bm = rng.integers(-4096, 4096, 50)
     want = LK.lif_trace(a, du, dv, vth, bm, be)
     got = _lif(a, du, dv, vth, LK.effective_bias(bm, be))
     for w, g in zip(want, got, strict=True):
         np.testing.assert_array_equal(g, w)
+    u, v, s = want
+    assert 0 < s.mean() < 1
+    assert np.abs(v).max() == 2**23 - 1 or dv == 4095  # v saturates (unless it keeps 1/4096)
+    assert np.any(np.abs(np.diff(u, axis=0)) > 2**23)  # u wraps
 
 
 @pytest.mark.parametrize("seed", range(3))
