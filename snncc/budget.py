@@ -12,7 +12,10 @@ budget that decides whether a model fits:
   on Loihi 2 the cores divided by the usable cores per chip of the constraints module (120,
   lava-nc's mapper), on SpiNNaker the chips sPyNNaker's planner fills (16 application cores and
   one SDRAM per chip). Reference Loihi 2 systems: Oheo Gulch 1 chip, Kapoho Point 8, Hala
-  Point 1,152.
+  Point 1,152;
+- ``Nboards`` (or ``N boards``, ``1board``): SpiNN-5 boards of 48 SpiNNaker chips
+  (:data:`CHIPS_PER_BOARD`), compared with the partition's chips (and, when sPyNNaker mapped
+  the program on a virtual board, with the chips it used). SpiNNaker only.
 
 Suffixes are case-insensitive (``2mb`` = ``2MB``; ``b`` always means bytes, never bits); a space
 between number and unit is allowed; decimals are allowed when the result is a whole number of
@@ -45,19 +48,31 @@ _UNITS: dict[str, int] = {
 }
 _CORES = ("core", "cores")
 _CHIPS = ("chip", "chips")
+_BOARDS = ("board", "boards")
+#: SpiNNaker chips per SpiNN-5 board ("version 5"; hardware-semantics §1.3, measured on sPyNNaker's
+#: virtual board; the same number as ``snncc.backends.spinnaker.constraints.SPINNAKER``).
+CHIPS_PER_BOARD = 48
 _PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*$")
-ACCEPTED = "2MB (10^6 B), 2MiB (2^20 B), 512KiB, 512kB, 1000B, 16cores, 8chips"
+ACCEPTED = "2MB (10^6 B), 2MiB (2^20 B), 512KiB, 512kB, 1000B, 16cores, 8chips, 1board"
 
 
 @dataclass(frozen=True)
 class Budget:
-    """A parsed budget: exactly one of ``bytes``, ``cores`` and ``chips`` is set; ``text`` is
-    the input."""
+    """A parsed budget: exactly one of ``bytes``, ``cores``, ``chips`` and ``boards`` is set;
+    ``text`` is the input."""
 
     bytes: int | None
     cores: int | None
     text: str
     chips: int | None = None
+    boards: int | None = None
+
+    @property
+    def chip_limit(self) -> int | None:
+        """Chips allowed: ``chips``, or ``boards`` SpiNN-5 boards of 48 chips."""
+        if self.boards is not None:
+            return self.boards * CHIPS_PER_BOARD
+        return self.chips
 
     def describe(self) -> str:
         """``2,000,000 B``, ``16 cores`` or ``8 chips``: the exact quantity, for messages."""
@@ -65,6 +80,8 @@ class Budget:
             return f"{self.bytes:,} B"
         if self.chips is not None:
             return f"{self.chips} chips"
+        if self.boards is not None:
+            return f"{self.boards} boards ({self.chip_limit} chips)"
         return f"{self.cores} cores"
 
 
@@ -97,6 +114,10 @@ def parse_budget(text: str) -> Budget:
         if value != value.to_integral_value() or value < 1:
             raise _bad(text, "a chip count must be a whole number >= 1")
         return Budget(bytes=None, cores=None, text=text.strip(), chips=int(value))
+    if unit in _BOARDS:
+        if value != value.to_integral_value() or value < 1:
+            raise _bad(text, "a board count must be a whole number >= 1")
+        return Budget(bytes=None, cores=None, text=text.strip(), boards=int(value))
     if unit not in _UNITS:
         raise _bad(text, f"unknown unit {unit!r}")
     n = value * _UNITS[unit]
@@ -125,8 +146,8 @@ def fits(plan: Any, budget: Budget | None) -> bool:
         return memory <= budget.bytes
     if budget.cores is not None:
         return cores <= budget.cores
-    if budget.chips is not None:
-        return chips <= budget.chips
+    if budget.chip_limit is not None:
+        return chips <= budget.chip_limit
     return True
 
 
@@ -144,9 +165,11 @@ def suggest_budget(memory_bytes: int, cores: int, budget: Budget, chips: int = 0
 
     Bytes are rounded *up* to whole kB (SI) so the suggestion always fits: 412,345 B -> 413kB.
     """
+    if budget.boards is not None and chips > 0:
+        return f"{-(-chips // CHIPS_PER_BOARD)}boards"
     if budget.chips is not None and chips > 0:
         return f"{chips}chips"
-    if budget.chips is not None:
+    if budget.chips is not None or budget.boards is not None:
         return f"{cores}cores"
     if budget.cores is not None:
         return f"{cores}cores"

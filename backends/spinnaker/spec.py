@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from snncc.backends.lower.spec import Connection, HostInput, Operand, ProgramSpec, Tap
+from snncc.diagnostics import SnnccError
 
 FORMAT = "snncc-spinnaker-program"
 VERSION = 1
@@ -93,12 +94,38 @@ class SpiNNakerProgram(ProgramSpec):
     def population(self, name: str) -> SpiNNakerPopulation:  # type: ignore[override]
         return next(p for p in self.populations if p.name == name)
 
+    def apply_partition(self, plan: Any) -> None:
+        """Neurons per core from the partition plan (sPyNNaker's ``neurons_per_core``).
+
+        Why from the plan: the partitioner's cores are sized by every per-core limit (DTCM
+        ring buffers, SDRAM of the padded synaptic rows), so the emitted program asks
+        sPyNNaker for the same slicing the report costs. Layers the plan does not name keep
+        sPyNNaker's default (256).
+        """
+        layers = plan["layers"] if isinstance(plan, dict) else plan.layers
+        per_core = {str(r["name"]): int(r["atoms_per_core"]) for r in layers}
+        for p in self.populations:
+            if p.name in per_core and per_core[p.name] > 0:
+                p.neurons_per_core = min(per_core[p.name], p.size)
+
     # -- plain-file form ---------------------------------------------------------------------
     def to_payload(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(document, arrays)``: every array once, under ``p<i>.bias`` / ``c<i>.<key>``.
 
-        Identity operand maps are not stored (the document says ``"identity"``).
+        Operand maps are identities and not stored. Raises ``LOW023`` if latency balancing
+        added a population that is not a SpiNNaker one (a Loihi relay chain for a wait beyond
+        its 62-step delay field: no SpiNNaker zoo program waits that long).
         """
+        foreign = [p.name for p in self.populations if not isinstance(p, SpiNNakerPopulation)]
+        if foreign:
+            raise SnnccError(
+                f"lower (spinnaker): {foreign[0]}: latency balancing inserted a relay for a wait "
+                "beyond 62 steps, which the SpiNNaker program does not express",
+                code="LOW023",
+                hint="sPyNNaker delays reach 144 steps with delay extensions; a shallower "
+                "network (fewer blocks) avoids the wait",
+                exit_code=2,
+            )
         arrays: dict[str, np.ndarray] = {}
         pops = []
         for i, p in enumerate(self.populations):
