@@ -225,8 +225,9 @@ def test_compile_pipeline_leaves_a_balanced_spec() -> None:
         "role": "lif",
         "depth": 15,
     }
+    # the pipeline runs for SpiNNaker too (whose program, if any, is that backend's business)
     _, ctx = run_pipeline(g, COMPILE_PIPELINE, PassContext(config={"target": "spinnaker"}))
-    assert ctx.config[SPEC_KEY] is None and "partition_plan" in ctx.config
+    assert "partition_plan" in ctx.config
 
 
 def _delay_graph() -> Graph:
