@@ -88,8 +88,13 @@ def slice_granularity(choice: Any) -> tuple[Any, ...]:
 
 
 def budget_dict(budget: Any) -> dict[str, Any]:
-    """A :class:`snncc.budget.Budget` as JSON: ``{"text", "bytes", "cores"}``."""
-    return {"text": budget.text, "bytes": budget.bytes, "cores": budget.cores}
+    """A :class:`snncc.budget.Budget` as JSON: ``{"text", "bytes", "cores"}`` (and ``chips``,
+    ``boards`` when given in those units)."""
+    out = {"text": budget.text, "bytes": budget.bytes, "cores": budget.cores}
+    for unit in ("chips", "boards"):
+        if getattr(budget, unit, None) is not None:
+            out[unit] = getattr(budget, unit)
+    return out
 
 
 def no_fit_error(ref: str, target: str, plan: Any, budget: Any, gran: tuple | None) -> SnnccError:
@@ -99,6 +104,15 @@ def no_fit_error(ref: str, target: str, plan: Any, budget: Any, gran: tuple | No
     what = f"{ref}" + (f" at slice {gran}" if gran is not None else "")
     need = f"{fmt_bytes(mem)} ({mem} bytes) in {cores} cores"
     fix = f"{ceil_div(mem, 1024)}KiB" if budget.bytes is not None else f"{cores}cores"
+    chips = int(d.get("chips") or 0)
+    if getattr(budget, "boards", None) is not None and chips:
+        from snncc.budget import CHIPS_PER_BOARD
+
+        need += f" on {chips} chips"
+        fix = f"{ceil_div(chips, CHIPS_PER_BOARD)}boards"
+    elif getattr(budget, "chips", None) is not None and chips:
+        need += f" on {chips} chips"
+        fix = f"{chips}chips"
     return SnnccError(
         f"{what} does not fit {target} under budget {budget.text}: it needs {need}",
         code="CO004",
@@ -209,7 +223,7 @@ def compile_model(
     slice: str | tuple[Any, ...] | None = None,  # noqa: A002 - the CLI option's name
     eval: str | None = None,  # noqa: A002 - the CLI option's name
     core_memory: int | None = None,
-    conv_synapses: str = "per-connection",
+    conv_synapses: str | None = None,
     trust_pickle: bool = False,
     input_shape: tuple[int, ...] | None = None,
     timesteps: int | None = None,
@@ -230,9 +244,17 @@ def compile_model(
     input_paths = _input_paths(ref, eval)
     check_output_dir(out_dir, force=force, inputs=input_paths)  # before the minute of work
     budget_obj = parse_budget(budget) if isinstance(budget, str) else budget
+    if getattr(budget_obj, "boards", None) is not None and target != "spinnaker":
+        raise SnnccError(
+            f"bad --budget {budget_obj.text!r}: boards are SpiNN-5 boards (48 SpiNNaker chips)",
+            code="BU001",
+            hint="use --target spinnaker, or give the Loihi budget in chips, cores or bytes",
+            exit_code=2,
+        )
     st = _Stages(progress)
-    from snncc.core_fit import target_model
+    from snncc.core_fit import conv_synapses_for, target_model
 
+    conv_synapses = conv_synapses_for(target, conv_synapses)
     target_model(target, core_memory, conv_synapses)  # refuses bad options before any work
     load = {"trust_pickle": trust_pickle, "input_shape": input_shape, "timesteps": timesteps}
     loaded, gran = _resolve(ref, target, budget_obj, slice, load, core_memory, conv_synapses, st)
@@ -248,11 +270,13 @@ def compile_model(
         data = eval_data(eval, loaded, traced)
         cfg["calibration"] = calibration_feeds(eval, loaded, traced)
     graph, ctx, plan = _pipeline(traced, cfg, st)
+    spec = ctx.config.get("program_spec")
+    if spec is not None and hasattr(spec, "apply_partition"):
+        spec.apply_partition(plan)  # SpiNNaker: the partition's neurons per core
     if not fits_budget(plan, budget_obj):
         raise no_fit_error(ref, target, plan, budget_obj, gran)
     facts = _facts(ref, loaded, target, budget_obj, gran, plan, ctx, core_memory)
     facts.notes.append(_conv_note(target, conv_synapses))
-    spec = ctx.config.get("program_spec")
     facts.program = _program(target, spec, facts.notes)
     if data is not None:
         st.start("evaluate accuracy")
@@ -292,12 +316,14 @@ def _conv_note(target: str, conv_synapses: str) -> str:
     if target != "loihi":
         return "Convolutions are costed as sPyNNaker stores them: one padded row per source."
     if conv_synapses == "shared":
-        return ("Convolution weights costed as SHARED kernels (--conv-synapses shared): one copy "
-                "of each output channel's kernel per core. This is an ASSUMPTION about Loihi 2 "
-                "(its convolutional synapse layout is not public).")  # fmt: skip
-    return ("Convolution weights costed per connection (the safe bound; Loihi 2's convolutional "
-            "synapse layout is not public). --conv-synapses shared gives the weight-shared "
-            "estimate.")  # fmt: skip
+        return ("Loihi 2 costs from the model calibrated on Intel's compiler output kept in "
+                "lava-dl's tutorials (docs/budget.md §3): convolution kernels stored once per "
+                "core, synaptic memory in SynMem units; per-layer errors of that calibration are "
+                "in docs/budget.md. --conv-synapses per-connection gives the conservative "
+                "bound.")  # fmt: skip
+    return ("Convolution weights costed per connection (--conv-synapses per-connection: the "
+            "conservative bound, every connection stored). The default model, calibrated on "
+            "Intel's compiler output, stores a kernel once per core.")  # fmt: skip
 
 
 def _accuracy(data: tuple, g_float: Graph, g_quant: Graph, target: str) -> dict[str, Any]:

@@ -28,17 +28,25 @@ __all__ = [
 ]  # fmt: skip
 
 
-#: The Loihi cost model used when none is named: ``per-connection`` (conservative) until the
-#: compiler, ``snncc slices`` and the CLI default to this constant too; the calibrated model is
-#: ``shared`` (docs/budget.md §3). One value for every caller, so that a layer's memory in a
+#: The cost model used when none is named, per target: on Loihi the model calibrated on Intel's
+#: Loihi 2 compiler output (``shared``: convolution kernels stored once per core, SynMem units;
+#: docs/budget.md §3), on SpiNNaker the only one (sPyNNaker stores every synaptic row). One
+#: table for every caller (compile, slices, the memory model), so that a layer's memory in a
 #: report and in :func:`layer_memory` cannot disagree.
-DEFAULT_CONV_SYNAPSES = "per-connection"
+DEFAULT_CONV_SYNAPSES: dict[str, str] = {"loihi": "shared", "spinnaker": "per-connection"}
+
+
+def conv_synapses_for(target: str, conv_synapses: str | None) -> str:
+    """``conv_synapses`` as given, or the target's default when None."""
+    if conv_synapses is not None:
+        return conv_synapses
+    return DEFAULT_CONV_SYNAPSES.get(target, "per-connection")
 
 
 def target_model(
-    target: str, core_memory: int | None = None, conv_synapses: str = DEFAULT_CONV_SYNAPSES
+    target: str, core_memory: int | None = None, conv_synapses: str | None = None
 ) -> Any:
-    """The target's per-core cost model.
+    """The target's per-core cost model (``conv_synapses`` None: the target's default).
 
     Loihi: ``conv_synapses="per-connection"`` is the conservative byte model
     (``snncc.backends.lava.memory``), ``"shared"`` the model calibrated on Intel's compiler
@@ -48,6 +56,7 @@ def target_model(
     """
     from snncc.backends.lava.memory import CONV_SYNAPSES
 
+    conv_synapses = conv_synapses_for(target, conv_synapses)
     if conv_synapses not in CONV_SYNAPSES:
         raise SnnccError(
             f"unknown --conv-synapses {conv_synapses!r}",

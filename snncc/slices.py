@@ -151,7 +151,7 @@ def slice_info(
     budget: Budget | None = None,
     *,
     core_memory: int | None = None,
-    conv_synapses: str = "per-connection",
+    conv_synapses: str | None = None,
     key: str | None = None,
 ) -> SliceInfo:
     """Partition one combination for ``target`` and report it."""
@@ -180,7 +180,7 @@ def enumerate_slices(
     budget: Budget | None = None,
     *,
     core_memory: int | None = None,
-    conv_synapses: str = "per-connection",
+    conv_synapses: str | None = None,
     progress: Progress | None = None,
 ) -> list[SliceInfo]:
     """Every combination on ``target``, in index order (``snncc slices``)."""
@@ -206,7 +206,7 @@ def select_slice(
     *,
     explicit: tuple[Any, ...] | None = None,
     core_memory: int | None = None,
-    conv_synapses: str = "per-connection",
+    conv_synapses: str | None = None,
     progress: Progress | None = None,
 ) -> SliceInfo:
     """The slice to compile: ``explicit`` if given (checked, fit or not: the compile's fit

@@ -305,15 +305,17 @@ def test_eval_file_npz_is_measured_hashed_and_checked(tmp_path: Path, capsys: An
         assert "Traceback" not in err and not target.exists()
 
 
-def test_shared_conv_synapses_shrink_loihi_memory_and_say_so(
+def test_calibrated_default_is_smaller_than_per_connection_and_says_so(
     compiled: dict[str, Any], tmp_path: Path
 ) -> None:
+    """Loihi's default is the model calibrated on Intel's compiler (kernels stored once per
+    core); ``--conv-synapses per-connection`` is the conservative bound, and costs more."""
     res = compile_model(MODEL, target="loihi", budget=BIG, out_dir=tmp_path / "s",
-                        conv_synapses="shared")  # fmt: skip
-    per = compiled["loihi"].report
-    assert res.report["memory_bytes"] < per["memory_bytes"]
-    assert any("SHARED kernels" in n and "ASSUMPTION" in n for n in res.report["notes"])
-    assert any("per connection" in n for n in per["notes"])
+                        conv_synapses="per-connection")  # fmt: skip
+    default = compiled["loihi"].report
+    assert default["memory_bytes"] < res.report["memory_bytes"]
+    assert any("calibrated on Intel's compiler output" in n for n in default["notes"])
+    assert any("per connection" in n for n in res.report["notes"])
     with pytest.raises(SnnccError) as e:
         compile_model(MODEL, target="spinnaker", budget=BIG, out_dir=tmp_path / "x",
                       conv_synapses="shared")  # fmt: skip

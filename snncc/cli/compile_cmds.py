@@ -31,10 +31,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument(
         "--conv-synapses",
-        choices=("per-connection", "shared"),
-        default="per-connection",
-        help="Loihi: cost convolution weights per connection (default, the safe bound) or as "
-        "one shared kernel per output channel and core (an assumption; docs/budget.md)",
+        choices=("shared", "per-connection"),
+        default=None,
+        help="Loihi cost model: shared (default: calibrated on Intel's Loihi 2 compiler output, "
+        "convolution kernels stored once per core) or per-connection (the conservative bound); "
+        "docs/budget.md",
     )
 
 
@@ -49,7 +50,7 @@ def register_compile(subparsers: Any) -> argparse.ArgumentParser:
         "Exit codes: 0 ok, 2 bad input, 3 untraceable, 4 does not fit.",
     )
     _common(p)
-    p.add_argument("--budget", required=True, help="2MB | 2MiB | 512KiB | 512kB | 16cores")
+    p.add_argument("--budget", required=True, help="2MB | 2MiB | 512KiB | 512kB | 16cores | 8chips")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact directory")
     p.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
     p.add_argument("--slice", metavar="F,A,M", help="explicit elastic slice feature,attention,mlp")

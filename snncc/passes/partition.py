@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from snncc.core_fit import DEFAULT_CONV_SYNAPSES, Layout, layout, split_fan_in, target_model
+from snncc.core_fit import Layout, layout, split_fan_in, target_model
 from snncc.exact import ceil_div
 from snncc.ir.graph import Graph
 from snncc.memory import Unit, deployed_units
@@ -193,7 +193,7 @@ def plan_partition(
     g: Graph,
     target: str,
     core_memory: int | None = None,
-    conv_synapses: str = DEFAULT_CONV_SYNAPSES,
+    conv_synapses: str | None = None,
 ) -> PartitionPlan:
     """Partition the deployed part of ``g`` for ``target`` (the pass's work, callable alone)."""
     model = target_model(target, core_memory, conv_synapses)
@@ -278,7 +278,7 @@ def partition(g: Graph, ctx: PassContext) -> Graph:
         g,
         ctx.config["target"],
         ctx.config.get("core_memory"),
-        ctx.config.get("conv_synapses") or DEFAULT_CONV_SYNAPSES,
+        ctx.config.get("conv_synapses"),
     )
     ctx.config["partition_plan"] = plan
     ctx.stats.update(

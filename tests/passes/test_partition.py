@@ -73,9 +73,12 @@ def test_spinnaker_never_shares_a_core_and_slices_like_spynnaker() -> None:
         assert c["neurons"] <= SPINNAKER.neurons_per_core and c["dtcm"] <= SPINNAKER.dtcm_bytes
 
 
+# The tests below exercise the conservative byte model (``--conv-synapses per-connection``),
+# which packs layers into shared cores; the calibrated default gives each layer cores of its own
+# (tests/backends/test_loihi_calibration.py covers it).
 def test_loihi_packs_small_layers_into_one_core() -> None:
     # 100 + 50 + 10 neurons with 8-bit synapses: far below one core's 8192 neurons / 128 KiB.
-    plan = plan_partition(chain((64, 100, 50, 10)), "loihi")
+    plan = plan_partition(chain((64, 100, 50, 10)), "loihi", conv_synapses="per-connection")
     assert plan.cores == 1
     assert plan.core_map[0]["layers"] == ["lif0", "lif1", "lif2"]
     # synapses are 1 byte each (8-bit weights, no delay): 64*100 + 100*50 + 50*10 = 11,900.
@@ -86,7 +89,7 @@ def test_loihi_packs_small_layers_into_one_core() -> None:
 def test_loihi_splits_a_layer_by_memory_and_respects_every_limit() -> None:
     # 2000 x 2000 dense synapses = 4,000,000 B of weights: at least ceil(4e6 / 131072) = 31 cores.
     g = chain((2000, 2000))
-    plan = plan_partition(g, "loihi")
+    plan = plan_partition(g, "loihi", conv_synapses="per-connection")
     assert plan.cores >= math.ceil(2000 * 2000 / LOIHI.core_memory_bytes)
     assert plan.cores_lower_bound["memory"] >= 31
     assert max(plan.cores_lower_bound.values()) <= plan.cores
@@ -102,8 +105,8 @@ def test_loihi_splits_a_layer_by_memory_and_respects_every_limit() -> None:
 
 def test_core_memory_override_changes_the_partition() -> None:
     g = chain((2000, 2000))
-    small = plan_partition(g, "loihi", core_memory=64 * 1024)
-    large = plan_partition(g, "loihi")
+    small = plan_partition(g, "loihi", core_memory=64 * 1024, conv_synapses="per-connection")
+    large = plan_partition(g, "loihi", conv_synapses="per-connection")
     assert small.cores > large.cores
     assert all(c["memory_bytes"] <= 64 * 1024 for c in small.core_map)
 
@@ -114,7 +117,7 @@ def test_one_neuron_larger_than_a_core_is_exit_4() -> None:
     # a Loihi neuron's state is 8 bytes: with 4 bytes per core, not even one neuron fits
     # (and relays cannot help: the neuron itself is too big).
     with pytest.raises(SnnccError) as e:
-        plan_partition(chain((10, 1)), "loihi", core_memory=4)
+        plan_partition(chain((10, 1)), "loihi", core_memory=4, conv_synapses="per-connection")
     assert e.value.exit_code == 4 and "lif0" in e.value.message
 
 
@@ -144,7 +147,7 @@ def test_runs_of_cores_are_expanded_in_the_core_map_picture() -> None:
 def test_loihi_splits_a_neuron_wider_than_a_core_into_partial_sum_relays() -> None:
     # 8000 inputs per neuron > 4096 input axons per core: Loihi 2 sums them in graded relays
     # of at most 2048 sources each (ceil(8000 / 2048) = 4 relays), then the neuron reads 4.
-    plan = plan_partition(chain((8000, 10)), "loihi")
+    plan = plan_partition(chain((8000, 10)), "loihi", conv_synapses="per-connection")
     relays = [r for r in plan.layers if r["kind"] == "relay"]
     assert [r["name"] for r in relays] == [f"lif0.partial{i}" for i in range(4)]
     assert sum(r["synapses"] for r in relays) == 8000 * 10
@@ -196,7 +199,7 @@ def conv_graph() -> Graph:
 
 
 def test_loihi_conv_weights_per_connection_or_shared() -> None:
-    per = plan_partition(conv_graph(), "loihi").layers[0]
+    per = plan_partition(conv_graph(), "loihi", conv_synapses="per-connection").layers[0]
     shared = plan_partition(conv_graph(), "loihi", conv_synapses="shared").layers[0]
     # per connection: 8 x 6 x 6 outputs x 4 x 3 x 3 taps (snncc counts every tap of a padded
     # convolution, the upper bound), one byte each.
