@@ -32,10 +32,15 @@ cd "$ROOT"
 COMPILE_VENV=.venv
 RUNTIME_VENV=.venv-runtime
 COMPILE_PINS=constraints/compile.txt
+# Test-only packages installed with --no-deps, pinned by hand: their declared requirements are
+# not needed for what snncc uses and would drag in more (SpikingJelly 2.0.0 requires
+# torchvision, torchaudio and tensorboard, which could replace the pinned torch).
+COMPILE_NODEPS=constraints/compile-nodeps.txt
 RUNTIME_PINS=constraints/runtime.txt
 
 # Top-level requirements. Only --lock reads these; a normal run installs the frozen closure.
-COMPILE_TOP=("torch==2.13.0" numpy networkx onnx nir h5py rich scikit-learn tqdm matplotlib pytest ruff)
+COMPILE_TOP=("torch==2.13.0" numpy networkx onnx nir h5py rich scikit-learn tqdm matplotlib pytest ruff
+    snntorch nirtorch loguru)
 COMPILE_EXTRAS=".[torch,dev]"
 RUNTIME_TOP=("lava-nc==0.10.0" "PyNN==0.13.0" "sPyNNaker==1!7.4.1" "brian2==2.9.0" "numpy<2"
     "networkx==2.8.7" h5py)
@@ -149,6 +154,7 @@ env_hash() {
     local pins="$1" py="$2"
     {
         cat "$pins" scripts/setup.sh
+        if [[ "$pins" == "$COMPILE_PINS" ]]; then cat "$COMPILE_NODEPS"; fi
         printf '%s\n' "$py"
         "$py" -c 'import sys; print(sys.version)'
     } | sha256 | cut -d' ' -f1
@@ -199,8 +205,9 @@ install_pins() {
         pip_logged "$log" "$venv/bin/python" -m pip install ${wheelhouse:+--find-links "$wheelhouse"} \
             -r "$pins" -e "$RUNTIME_EXTRAS"
     else
-        say "installing $pins + snncc[torch,dev] (editable) (log: $log)"
+        say "installing $pins + snncc[torch,dev] (editable) + $COMPILE_NODEPS (log: $log)"
         pip_logged "$log" "$venv/bin/python" -m pip install -r "$pins" -e "$COMPILE_EXTRAS"
+        pip_logged "$log" "$venv/bin/python" -m pip install --no-deps -r "$COMPILE_NODEPS"
     fi
 }
 
