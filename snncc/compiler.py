@@ -228,13 +228,16 @@ def compile_model(
     input_shape: tuple[int, ...] | None = None,
     timesteps: int | None = None,
     progress: Progress | None = None,
+    virtual_board: bool | None = None,
 ) -> CompileResult:
     """Compile ``ref`` for ``target`` under ``budget`` into ``out_dir`` (see module docstring).
 
     Raises :class:`SnnccError`: exit 2 bad input (unknown target, bad budget, an output DIR
     refused by :func:`~snncc.reports.artifacts.check_output_dir`, an OS error while writing),
     3 untraceable model, 4 does not fit. On any error ``out_dir`` is
-    untouched and no temporary directory remains.
+    untouched and no temporary directory remains. ``virtual_board``: map the program with the
+    target's own tools (SpiNNaker: sPyNNaker on a virtual board, :func:`_map_program`); None
+    means yes unless ``SNNCC_VIRTUAL_BOARD=0``.
     """
     from snncc.budget import parse_budget
 
@@ -275,7 +278,14 @@ def compile_model(
         spec.apply_partition(plan)  # SpiNNaker: the partition's neurons per core
     if not fits_budget(plan, budget_obj):
         raise no_fit_error(ref, target, plan, budget_obj, gran)
+    what = f"{ref}" + (f" at slice {gran}" if gran is not None else "")
+    mapping, map_note = _map_program(
+        target, spec, plan, budget_obj, out_dir, st, virtual_board, what
+    )
     facts = _facts(ref, loaded, target, budget_obj, gran, plan, ctx, core_memory)
+    facts.mapping = mapping
+    if map_note:
+        facts.notes.append(map_note)
     facts.notes.append(_conv_note(target, conv_synapses))
     facts.program = _program(target, spec, facts.notes)
     if data is not None:
@@ -294,6 +304,32 @@ def compile_model(
     timings["stages"] = dict(st.seconds)
     timings["total_seconds"] = sum(st.seconds.values())
     return CompileResult(out_dir, report, manifest, graph, plan, gran, timings)
+
+
+def _map_program(
+    target: str, spec: Any, plan: Any, budget: Any, out_dir: Path, st: _Stages,
+    enabled: bool | None, what: str,
+) -> tuple[dict[str, Any] | None, str | None]:  # fmt: skip
+    """The target's own mapping of the emitted program (``targets``: ``mapper``), its report
+    files attached to the program for the emitter; ``(section, note)``.
+
+    Why at compile: the partitioner's plan is an estimate; the vendor's placer is the truth
+    the budget is finally held against (the mapper raises ``CO004``, exit 4, when its mapping
+    exceeds the budget). A failure of the vendor's tools is an ``RT002`` error with its log
+    saved next to the build; a missing runtime environment only skips it (note).
+    """
+    import os
+
+    mapper = targets.get(target).mapper
+    if enabled is None:
+        enabled = os.environ.get("SNNCC_VIRTUAL_BOARD", "1") != "0"
+    if spec is None or mapper is None or not enabled:
+        return None, None
+    st.start("map on a virtual board")
+    log = out_dir.parent / f"{out_dir.name}.mapping.log"
+    section, files, note = targets.get(target).load("mapper")(spec, plan, budget, log, what)
+    spec.attachments = files
+    return section, note
 
 
 def _program(target: str, spec: Any, notes: list[str]) -> dict[str, Any] | None:

@@ -44,6 +44,9 @@ class Target:
     program: str = "snncc.backends.lower.spec:ProgramSpec"
     encode: str = "snncc.backends.lower.host:encode"
     readout: str = "snncc.backends.lower.host:readout"
+    #: ``for_report(spec, plan, budget, log_path) -> (section, files, note)``: the program mapped
+    #: by the vendor's own tools (SpiNNaker: sPyNNaker on a virtual board); None: not mapped.
+    mapper: str | None = None
 
     def load(self, part: str) -> Any:
         """Import and return the object a part names (``"pkg.module:attr"``)."""
@@ -86,6 +89,7 @@ TARGETS: dict[str, Target] = {
         program="snncc.backends.spinnaker.spec:SpiNNakerProgram",
         encode="snncc.backends.spinnaker.host:encode",
         readout="snncc.backends.spinnaker.host:readout",
+        mapper="snncc.backends.spinnaker.mapping:for_report",
     ),
 }
 NAMES: tuple[str, ...] = tuple(TARGETS)

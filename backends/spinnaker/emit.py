@@ -88,7 +88,8 @@ def emit(spec: SpiNNakerProgram, out_dir: str | Path, label: str = "") -> list[P
     """Write ``network.py``, ``weights.npz`` and ``spec.json`` into ``out_dir``.
 
     Requires: a balanced program. Ensures: the same program gives byte-identical files;
-    returns their paths in a fixed order.
+    returns their paths in a fixed order; ``spec.attachments`` (``{relative path: bytes}``, the
+    virtual-board mapping's reports) are written too.
     """
     out = Path(out_dir)
     doc, arrays = spec.to_payload()
@@ -96,4 +97,7 @@ def emit(spec: SpiNNakerProgram, out_dir: str | Path, label: str = "") -> list[P
     atomic_write_bytes(files[0], network_source(spec, label).encode())
     write_npz(files[1], {k: np.asarray(v) for k, v in arrays.items()})
     atomic_write_bytes(files[2], dumps_json(doc).encode())
+    for rel, data in sorted(getattr(spec, "attachments", {}).items()):
+        files.append(out / rel)  # the virtual-board mapping's reports (compile, mapping.py)
+        atomic_write_bytes(files[-1], data)
     return files

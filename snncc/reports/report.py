@@ -46,6 +46,9 @@ class CompileFacts:
     slices: list[dict[str, Any]] | None = None
     #: The emitted program (:func:`snncc.reports.program.program_summary`), None if none.
     program: dict[str, Any] | None = None
+    #: The program as the target's own tools mapped it (SpiNNaker: sPyNNaker on a virtual
+    #: board; :func:`snncc.backends.spinnaker.mapping.for_report`), None if not mapped.
+    mapping: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -134,6 +137,7 @@ def build_report(facts: CompileFacts) -> dict[str, Any]:
         "slices": facts.slices,
         "quantization": _quantization(facts.records),
         "program": facts.program,
+        "mapping": facts.mapping,
         "passes": [r.to_dict(timings=False) for r in facts.records],
         "diagnostics": facts.diagnostics,
         "notes": [*facts.notes, *_cost_notes(facts.plan)],
