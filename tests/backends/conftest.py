@@ -53,7 +53,10 @@ class Program:
     trained: bool = False
 
     def reference_spikes(self, node: str) -> np.ndarray:
-        """The reference's spikes of a population node, ``[T, B, *shape]`` uint8."""
+        """The reference's spikes of a population node, ``[T, B, *shape]`` uint8 (a relay
+        population ``<source>.relay<j>`` carries its source's spikes, at its own depth)."""
+        if node not in self.reference.values:
+            node = node.rsplit(".relay", 1)[0]
         return (self.reference.values[node] != 0).astype(np.uint8)
 
     def assert_lively(self, rates: dict[str, float]) -> None:
@@ -223,3 +226,57 @@ def sew_program() -> Program:
     """A SEW sum read by a synapse with a negative weight exponent (one projection per source)."""
     x = np.random.default_rng(6).normal(1.0, 1.0, (4, SAMPLES, 2, 4, 4))
     return _program("sew", _sew_graph(), lambda split, n: x)
+
+
+def _deep_skip_graph(layers: int) -> Graph:
+    """a -> ``layers`` x (identity fc -> LIF) -> joined with a skip projection of a: the skip
+    waits ``layers`` steps on chip."""
+    rng = np.random.default_rng(8)
+    g = Graph("deep")
+    g.meta["timesteps"] = 4
+
+    def add(name: str, op: O.Op, src: str) -> str:
+        from snncc.ir.shapes import output_shape
+
+        shape = output_shape(op, [g.type(src).shape])
+        g.add(name, op, TensorType(shape, temporal=not isinstance(op, O.TimeMean)))
+        g.connect(src, name)
+        return name
+
+    g.add("x", O.Input(shape=(8,)), TensorType((8,)))
+    g.inputs.append("x")
+    add("enc", O.Linear(weight=rng.normal(0.5, 1, (8, 8))), "x")
+    prev = add("a", O.LIF(tau=2.0, v_threshold=0.5), "enc")
+    for i in range(layers):  # identity layers: each LIF copies its input spikes one step on
+        add(f"fc{i}", O.Linear(weight=1.5 * np.eye(8)), prev)
+        prev = add(f"l{i}", O.LIF(tau=2.0, v_threshold=0.5), f"fc{i}")
+    add("skip", O.Linear(weight=rng.uniform(0.2, 0.6, (8, 8))), "a")
+    add("last", O.Linear(weight=rng.uniform(-0.3, 0.3, (8, 8))), prev)
+    g.add("join", O.Add(), TensorType((8,)))
+    g.connect("skip", "join", "in0")
+    g.connect("last", "join", "in1")
+    add("out", O.LIF(tau=2.0, v_threshold=0.5), "join")
+    add("rate", O.TimeMean(), "out")
+    g.outputs.append("rate")
+    return run_pipeline(g, FRONT_PIPELINE)[0]
+
+
+@pytest.fixture(scope="session")
+def relay_program() -> Program:
+    """A skip connection waiting 9 steps, balanced with the per-connection delay limit lowered
+    to 2 so that it goes through relay chains (small enough to run on Lava quickly)."""
+    from snncc.backends.lower import balance
+
+    x = np.random.default_rng(9).normal(0.0, 1, (4, SAMPLES, 8))
+    saved, balance.MAX_DELAY = balance.MAX_DELAY, 2
+    try:
+        return _program("relay", _deep_skip_graph(8), lambda split, n: x)
+    finally:
+        balance.MAX_DELAY = saved
+
+
+@pytest.fixture(scope="session")
+def long_relay_program() -> Program:
+    """The same with 130 layers and the real 62-step limit: a wait of 130 steps."""
+    x = np.random.default_rng(9).normal(0.0, 1, (4, SAMPLES, 8))
+    return _program("long-relay", _deep_skip_graph(130), lambda split, n: x)

@@ -118,3 +118,16 @@ def test_lava_sew_projections_with_a_negative_exponent(sew_program) -> None:
         np.testing.assert_array_equal(lava.spikes[pop.name], p.reference_spikes(pop.name))
     out = host.readout(p.graph, p.spec, lava.spikes, p.inputs)
     np.testing.assert_array_equal(out["rate"], p.reference.outputs["rate"])
+
+
+@pytest.mark.runtime
+def test_lava_relay_chains(relay_program) -> None:
+    """Relay populations (OR neurons, one unit input) carry a skip past the delay limit."""
+    p = relay_program
+    a_in, batch = host.encode(p.graph, p.spec, p.inputs)
+    lava = run_on_lava(p.spec, a_in, batch, timeout=300)
+    assert any(q.role == "relay" for q in p.spec.populations)
+    for pop in p.spec.populations:
+        np.testing.assert_array_equal(lava.spikes[pop.name], p.reference_spikes(pop.name))
+    out = host.readout(p.graph, p.spec, lava.spikes, p.inputs)
+    np.testing.assert_array_equal(out["rate"], p.reference.outputs["rate"])

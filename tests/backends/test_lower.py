@@ -277,35 +277,22 @@ def _executor_equals_reference(g: Graph, inputs: dict[str, np.ndarray]) -> Progr
     return spec
 
 
-def _deep_skip_graph(layers: int) -> Graph:
-    """a -> ``layers`` x (fc -> LIF) -> joined with a skip projection of a: a long wait."""
-    rng = np.random.default_rng(8)
-    g = Graph("deep")
-    g.meta["timesteps"] = 4
-    g.add("x", O.Input(shape=(8,)), TensorType((8,)))
-    g.inputs.append("x")
-    _add(g, "enc", O.Linear(weight=rng.normal(0.5, 1, (8, 8))), "x")
-    prev = _add(g, "a", O.LIF(tau=2.0, v_threshold=0.5), "enc")
-    for i in range(layers):
-        _add(g, f"fc{i}", O.Linear(weight=rng.uniform(0.2, 0.6, (8, 8))), prev)
-        prev = _add(g, f"l{i}", O.LIF(tau=2.0, v_threshold=0.5), f"fc{i}")
-    _add(g, "skip", O.Linear(weight=rng.uniform(0.2, 0.6, (8, 8))), "a")
-    _add(g, "last", O.Linear(weight=rng.uniform(-0.3, 0.3, (8, 8))), prev)
-    _add(g, "join", O.Add(), "skip", "last")
-    _add(g, "out", O.LIF(tau=2.0, v_threshold=0.5), "join")
-    _add(g, "rate", O.TimeMean(), "out")
-    g.outputs.append("rate")
-    return g
+def test_waits_beyond_one_connection_go_through_relay_chains(long_relay_program) -> None:
+    """The skip from a waits 130 = 63 + 63 + 4 steps: two relays, each 62 steps late."""
+    p = long_relay_program
+    relays = [q for q in p.spec.populations if q.role == "relay"]
+    assert [q.name for q in relays] == ["a.relay1", "a.relay2"]
+    assert [q.depth for q in relays] == [63, 126] and p.spec.population("out").depth == 131
+    assert max(o.delay for c in p.spec.connections for o in c.operands) == 62
+    p.assert_lively(_check_program(p))
 
 
-def test_waits_beyond_one_connection_go_through_relay_chains() -> None:
-    spec = _executor_equals_reference(
-        _deep_skip_graph(130), {"x": np.random.default_rng(9).normal(0.5, 1, (4, 3, 8))}
-    )
-    relays = [p for p in spec.populations if p.role == "relay"]
-    assert [p.name for p in relays] == ["a.relay1", "a.relay2"]  # a waits 130 = 63 + 63 + 4
-    assert [p.depth for p in relays] == [63, 126] and spec.population("out").depth == 131
-    assert max(o.delay for c in spec.connections for o in c.operands) == 62
+def test_relay_chain_with_a_lower_delay_limit(relay_program) -> None:
+    """With the limit lowered to 2 (the program the Lava test runs): 8 = 3 + 3 + 2."""
+    p = relay_program
+    relays = [q for q in p.spec.populations if q.role == "relay"]
+    assert [q.depth for q in relays] == [3, 6] and p.spec.population("out").depth == 9
+    p.assert_lively(_check_program(p))
 
 
 def test_a_synaptic_op_reading_a_spike_product_is_one_program() -> None:
