@@ -93,14 +93,20 @@ class ExactProgram(nn.Module):
               mode, neuron by neuron and step by step, on CPU or CUDA (``.to(device)``).
     """
 
-    def __init__(self, graph: Graph, mode: str | None = None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        mode: str | None = None,
+        *,
+        table: dict[type[Op], Builder] | None = None,
+    ) -> None:
         super().__init__()
         self.mode = mode_of(graph) if mode is None else mode
         if self.mode not in MODES:
             raise SnnccError(
                 f"unknown mode {self.mode!r}", code="TEX002", hint=f"modes are {sorted(MODES)}"
             )
-        table = MODES[self.mode]
+        table = MODES[self.mode] if table is None else table  # a variant table (train.py)
         lint_or_raise(graph, "torch_exact")
         kinds = {type(graph.op(n)): graph.op(n).kind for n in graph.nodes()}
         missing = sorted(kind for cls, kind in kinds.items() if cls not in table)
