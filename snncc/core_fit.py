@@ -242,7 +242,7 @@ def layer_memory(
     target: str,
     *,
     core_memory: int | None = None,
-    conv_synapses: str = DEFAULT_CONV_SYNAPSES,
+    conv_synapses: str | None = None,
 ) -> list[LayerMemory]:
     """Bytes per deployed layer on ``target`` at its default slicing (see docs/budget.md)."""
     model = target_model(target, core_memory, conv_synapses)

@@ -11,12 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Connection kinds that are not a neurocore's own synaptic operation, and why.
-NOT_NATIVE: dict[str, str] = {
-    "product": "spike products (attention's Q·Kᵀ·V) are computed by a custom fixed-point Lava "
-    "process; Loihi 2 has no neurocore operation for a product of two spike trains (on "
-    "hardware: a programmable-neuron or embedded-CPU implementation)",
-}
 #: Connection kinds that are native on the chip but simulated by a custom process, and why.
 SIMULATED: dict[str, str] = {
     "conv": "a vectorised custom Lava process with Lava Conv's exact integer semantics (Lava's "
@@ -29,10 +23,10 @@ def program_summary(spec: Any, processes: int | None = None) -> dict[str, Any]:
     """JSON-ready summary of a lowered, balanced program spec (see the module docstring)."""
     stats = dict(spec.stats())
     kinds = dict(stats.get("connections", {}))
+    from snncc.backends.lower.spec import not_native as spec_not_native
+
     not_native = [
-        {"connection": c.name, "kind": c.kind, "why": NOT_NATIVE[c.kind]}
-        for c in spec.connections
-        if c.kind in NOT_NATIVE
+        {"connection": r["name"], "kind": r["kind"], "why": r["why"]} for r in spec_not_native(spec)
     ]
     simulated = {k: why for k, why in SIMULATED.items() if k in kinds}
     host_fed = len(spec.host_inputs)
