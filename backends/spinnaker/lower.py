@@ -52,6 +52,7 @@ from snncc.backends.lower.structure import (
 from snncc.backends.spinnaker import linmap as L
 from snncc.backends.spinnaker.exact import check_population, unit_neuron
 from snncc.backends.spinnaker.linmap import LinMap
+from snncc.backends.spinnaker.sizes import SizeGuard, product_neurons, synapse_bound
 from snncc.backends.spinnaker.spec import KIND, SpiNNakerPopulation, SpiNNakerProgram, identity
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
@@ -82,6 +83,7 @@ class SpiNNakerLowering:
         self.index: dict[str, int] = {}
         self.conns: list[Connection] = []
         self.host: list[HostInput] = []
+        self.guard = SizeGuard()
 
     # -- helpers -----------------------------------------------------------------------------
     def shape(self, n: str) -> tuple[int, ...]:
@@ -106,7 +108,9 @@ class SpiNNakerLowering:
 
         ``unit`` multiplies every weight (an AND/OR neuron's stored weight per spike).
         """
+        self.guard.check(target, "its input", value.entries)
         m = L.merged(value)
+        self.guard.add(target, "its input", m.entries)
         names = [p.name for p in self.pops]
         for src in np.unique(m.pop):
             sel = m.pop == src
@@ -188,17 +192,21 @@ class SpiNNakerLowering:
             return
         if getattr(op, "bias", None) is not None and np.any(np.asarray(op.bias) != 0):
             raise lowering_error(n, "a synaptic bias on the machine", "the quantizer moves it")
+        value = self.value(d, n)
+        self.guard.check(n, op.kind, synapse_bound(op, self.shape(d), self.shape(n), value))
         f = conv_form(op, self.shape(d), np.asarray(op.weight, np.int64))
         out_c, in_c, widx = conv_pairs(f)
         w = np.asarray(f.weight, np.int64).reshape(-1)[widx]
-        value = self.value(d, n)
         self.values[n] = L.synapses(value, f.out_order[out_c], f.in_order[in_c], w, self.shape(n))
 
     def product(self, n: str) -> None:
         """``Mul``/``MatMul``: AND neurons (:func:`~.linmap.product_pairs`)."""
         a_name, b_name = self.g.inputs_of(n)
         a, b = self.value(a_name, n), self.value(b_name, n)
-        triples = _triples(self.g.op(n), self.shape(a_name), self.shape(b_name), self.shape(n))
+        op, shapes = self.g.op(n), (self.shape(a_name), self.shape(b_name), self.shape(n))
+        count = product_neurons(op, a, b, *shapes)
+        self.guard.check(n, f"{op.kind} of spikes (AND expansion)", 3 * count, count)
+        triples = _triples(op, *shapes)
         out, pa, ca, pb, cb, w = L.product_pairs(a, b, triples)
         k = len(out)
         shape = self.shape(n)
@@ -229,8 +237,9 @@ class SpiNNakerLowering:
             np.ones((c, 1, *op.kernel), np.int64), (c, h, w), shape, tuple(op.stride),
             tuple(op.padding), tuple(op.dilation), c, np.arange(c * h * w), np.arange(size),
         )  # fmt: skip
-        out_c, in_c, _ = conv_pairs(form)
         window = int(op.kernel[0] * op.kernel[1])
+        self.guard.check(n, "MaxPool2d (OR neurons)", size * window)
+        out_c, in_c, _ = conv_pairs(form)
         p = unit_neuron(n, shape, "or", operands=window)
         i = self.add_population(p)
         inputs = L.synapses(value, out_c, in_c, np.ones(len(out_c)), (size,))

@@ -113,15 +113,14 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
             f"{n}: AvgPool2d of spikes lowered to a depthwise Conv2d with weights "
             f"1/{k[0] * k[1]} ({k[0]}x{k[1]} window, padding counted)"
         )
-    if target == "loihi":
-        _rewrite_for_loihi(g, ctx)
+    rewritten = _rewrite_for_loihi(g, ctx, REWRITES[target])
     split = split_graph(g)
     copies = clone_for_host(g, split)
     ctx.count("host_copies", len(copies))
-    if target == "loihi":
+    if target == "loihi" or rewritten:
         ctx.count("pruned", len(prune_deployed(g)))
         split = split_graph(g)
-    else:
+    if target != "loihi":
         _check_max_pools(g, split, target)
     layers: list[dict] = []
     for stream in split.streams:
@@ -158,10 +157,22 @@ LOIHI_REWRITES = (
 )
 
 
-def _rewrite_for_loihi(g: Graph, ctx: PassContext) -> None:
-    """Apply :data:`LOIHI_REWRITES` to the deployed part; one decision line per rewritten node."""
-    for fn, what in LOIHI_REWRITES:
+#: SpiNNaker rewrites: the channel-map fold (Elastic Spikformer's tokenizer). SEW sums need
+#: none (the SpiNNaker lowering gives each spike source its own projection itself); a mean of
+#: currents read as a sum with an input gain has no IF_curr_delta form yet (the SpiNNaker
+#: quantizer has no input gain), and SDT, the one model with sums of spikes read by neurons,
+#: also max-pools currents, which sPyNNaker cannot compute: both stay refused.
+SPINNAKER_REWRITES = LOIHI_REWRITES[:1]
+REWRITES = {"loihi": LOIHI_REWRITES, "spinnaker": SPINNAKER_REWRITES}
+
+
+def _rewrite_for_loihi(g: Graph, ctx: PassContext, rewrites: tuple = LOIHI_REWRITES) -> int:
+    """Apply ``rewrites`` to the deployed part; one decision line per rewritten node; returns
+    how many nodes were rewritten."""
+    total = 0
+    for fn, what in rewrites:
         done = fn(g, partition_nodes(g)[0])
+        total += len(done)
         ctx.count(f"rewrite_{fn.__name__}", len(done))
         for n in done:
             detail = g.node_meta(n).get("rewritten", {})
@@ -170,6 +181,7 @@ def _rewrite_for_loihi(g: Graph, ctx: PassContext) -> None:
             else:
                 what_n = what
             ctx.decide(f"{n}: {what_n}")
+    return total
 
 
 def _check_max_pools(g: Graph, split: Split, target: str) -> None:

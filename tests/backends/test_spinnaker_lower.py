@@ -94,6 +94,7 @@ CASES: dict[str, Callable[[], Graph]] = {
     "spikformer": lambda: tuned(front("spikformer-tiny")),
     "elastic-slice": lambda: tuned(front("elastic-spikingformer-tiny", (1, 2, 1))),
     "lsformer-lif": lambda: tuned(front("lsformer-tiny", spool_neuron="lif")),
+    "elastic-spikformer": lambda: tuned(front("elastic-spikformer-tiny", (1, 2, 1))),
 }
 
 
@@ -265,7 +266,7 @@ def test_quantizer_puts_biases_on_the_ring_buffer_grid() -> None:
 
 def test_refusals_name_the_node_and_the_reason() -> None:
     """Families the SpiNNaker quantizer refuses today, each with its code (docs/spinnaker.md)."""
-    expected = {"lsformer-tiny": "QNT008", "ge2mst-tiny": "QNT002"}
+    expected = {"lsformer-tiny": "QNT008", "ge2mst-tiny": "QNT002", "sdt-tiny": "QNT001"}
     for name, code in expected.items():
         ctx = PassContext(config={"target": "spinnaker", "require_program": True})
         with pytest.raises(SnnccError) as e:
