@@ -11,7 +11,8 @@ Inputs (``inputs.npz``): the program's arrays (:meth:`SpiNNakerProgram.to_payloa
 Parameters (``params.json``): ``spec`` (the payload document), ``batch``, ``simulator``.
 Outputs (``outputs.npz``), for population ``i``: ``s<i>``, its spikes ``[T, B, n]`` (uint8, the
 pipeline latency removed) and ``n<i>``, its spike counts per neuron ``[B, n]``.
-Result (``result.json``): PyNN / simulator versions, steps, populations, synapses, wall times.
+Result (``result.json``): PyNN / simulator versions, steps, populations, synapses, wall times
+(``sample_s``: each sample's run; the first one also builds the network).
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def run(
     net = load_network(spec)
     sim = net["setup"](simulator, str(job_dir) if job_dir is not None else None)
     t1 = time.perf_counter()
-    progress = None
-    if job_dir is not None and params.get("progress"):
+    finished: list[float] = []  # when each sample's run ended (the first also builds)
 
-        def progress(done: int) -> None:
+    def progress(done: int) -> None:
+        finished.append(time.perf_counter())
+        if job_dir is not None and params.get("progress"):
             report_progress(job_dir, done)
 
     raw = net["run"](sim, simulator, host, batch, inputs, progress)
@@ -76,6 +78,7 @@ def run(
         "synapses": int(sum(len(c.params["pre"]) for c in spec.connections)),
         "setup_s": round(t1 - t0, 3),
         "run_s": round(t2 - t1, 3),
+        "sample_s": [round(b - a, 4) for a, b in zip([t1, *finished[:-1]], finished, strict=True)],
     }
     return outputs, result
 
