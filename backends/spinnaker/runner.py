@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from snncc.backends.spinnaker.spec import SpiNNakerProgram
+from snncc.diagnostics import SnnccError
 from snncc.runtime_bridge import run_in_runtime
 
 PROGRAM_MODULE = "snncc.backends.spinnaker.runtime.program"
@@ -32,6 +33,24 @@ class PyNNRun:
     spikes: dict[str, np.ndarray]
     counts: dict[str, np.ndarray]
     info: dict[str, Any]
+
+
+def _machine_config() -> str:
+    """The user's ``~/.spynnaker.cfg`` (it names the machine), for the job's own HOME.
+
+    Why forwarded: a runtime job's HOME is its job directory (:mod:`snncc.runtime_bridge`), so
+    sPyNNaker there would not see the user's config; a missing one is RUN002 (no machine).
+    """
+    cfg = Path.home() / ".spynnaker.cfg"
+    if not cfg.is_file():
+        raise SnnccError(
+            f"--simulator spinnaker needs a SpiNNaker machine: {cfg} does not exist",
+            code="RUN002",
+            hint="write machine_name (and version) or spalloc_server into ~/.spynnaker.cfg "
+            "(docs/spinnaker.md), or use --simulator brian2",
+            exit_code=2,
+        )
+    return cfg.read_text()
 
 
 def run_on_pynn(
@@ -52,11 +71,13 @@ def run_on_pynn(
     Ensures:  spikes as :func:`snncc.backends.spinnaker.simulate.windows` lays them out; raises
               ``SnnccError`` ``RT00x`` when the job fails (its stderr saved to ``log_path``).
     """
+    params_extra = {"spynnaker_cfg": _machine_config()} if simulator == "spinnaker" else {}
     doc, arrays = spec.to_payload()
     inputs = dict(arrays)
     for pop, a in host.items():
         inputs[HOST_PREFIX + pop] = np.asarray(a, np.uint8)
     params = {"spec": doc, "batch": batch, "simulator": simulator, "progress": bool(progress)}
+    params.update(params_extra)
     outputs, info = run_in_runtime(
         PROGRAM_MODULE, inputs, params, timeout, progress=progress, log_path=log_path
     )

@@ -107,3 +107,17 @@ def test_a_board_budget_is_held_against_the_mapping(tmp_path: Path) -> None:
         compile_model("spikingformer-tiny", target="spinnaker", budget="100cores",
                       out_dir=tmp_path / "b")  # fmt: skip
     assert e.value.code == "CO004" and e.value.exit_code == 4
+
+
+def test_the_spinnaker_simulator_needs_a_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--simulator spinnaker` forwards ~/.spynnaker.cfg to the job; without one, RUN002."""
+    from snncc.backends.spinnaker.runner import run_on_pynn
+    from snncc.backends.spinnaker.spec import SpiNNakerProgram
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(SnnccError) as e:
+        run_on_pynn(SpiNNakerProgram("spinnaker", 4, [], [], [], [], []), {}, 1,
+                    simulator="spinnaker")  # fmt: skip
+    assert e.value.code == "RUN002" and ".spynnaker.cfg" in e.value.message

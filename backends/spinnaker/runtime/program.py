@@ -49,6 +49,8 @@ def run(
     batch = int(params["batch"])
     simulator = str(params.get("simulator", "brian2"))
     host = {h.population: inputs[HOST_PREFIX + h.population] for h in spec.host_inputs}
+    if params.get("spynnaker_cfg") and job_dir is not None:  # the user's machine (runner.py)
+        (Path(job_dir) / ".spynnaker.cfg").write_text(params["spynnaker_cfg"])
     net = load_network(spec)
     sim = net["setup"](simulator, str(job_dir) if job_dir is not None else None)
     t1 = time.perf_counter()
