@@ -87,6 +87,14 @@ class SpiNNakerProgram(ProgramSpec):
         """Simulator steps per sample: one ``sim.run`` of ``T + depth`` (then ``sim.reset``)."""
         return self.timesteps + self.depth
 
+    @property
+    def schedule(self) -> str:
+        """How a run of B samples is scheduled (the report's ``program.run_steps``)."""
+        return (
+            f"B*({self.timesteps} + {self.depth}): one sim.run of T + depth steps per sample, "
+            "sim.reset() between samples"
+        )
+
     def run_steps(self, batch: int) -> int:
         """Simulator steps of ``batch`` samples (each its own run)."""
         return batch * self.period

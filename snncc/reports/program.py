@@ -40,7 +40,8 @@ def program_summary(spec: Any, processes: int | None = None) -> dict[str, Any]:
         "pipeline_depth": int(spec.depth),
         "max_delay": int(stats.get("max_delay", 0)),
         "steps_per_sample": int(spec.timesteps),
-        "run_steps": f"B*{int(spec.timesteps)} + {int(spec.depth)} for B samples back to back",
+        "run_steps": getattr(spec, "schedule", None)
+        or f"B*{int(spec.timesteps)} + {int(spec.depth)} for B samples back to back",
         "host_inputs": [h.population for h in spec.host_inputs],
         "not_neurocore_native": not_native,
         "simulated_by_custom_process": simulated,
