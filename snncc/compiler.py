@@ -116,8 +116,23 @@ def no_fit_error(ref: str, target: str, plan: Any, budget: Any, gran: tuple | No
     return SnnccError(
         f"{what} does not fit {target} under budget {budget.text}: it needs {need}",
         code="CO004",
-        hint=f"a budget of --budget {fix} would fit it",
+        hint=f"a budget of --budget {fix} would fit it" + _largest_product(d),
         exit_code=4,
+    )
+
+
+def _largest_product(plan: dict[str, Any]) -> str:
+    """A hint clause when the largest layer is an exact AND expansion of a spike MatMul (on
+    SpiNNaker attention's ``Q·Kᵀ·V`` is ``O(N²·d²)`` neurons per head): what it costs and
+    what shrinks it."""
+    layers = plan.get("layers") or []
+    big = max(layers, key=lambda r: int(r.get("cores", 0)), default=None)
+    if big is None or big.get("kind") != "and" or big.get("op") != "MatMul":
+        return ""
+    return (
+        f"; the largest layer, {big['name']}, is the exact AND expansion of a spike MatMul "
+        f"({int(big['neurons']):,} AND neurons on {int(big['cores']):,} cores): a smaller "
+        "slice, local attention windows or fewer tokens shrink it"
     )
 
 

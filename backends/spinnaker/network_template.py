@@ -114,8 +114,39 @@ def setup(simulator: str, workdir: str | None = None):
         os.chdir(workdir)
     import pyNN.spiNNaker as sim
 
+    _patch_spynnaker(simulator)
     sim.setup(timestep=1.0)
     return sim
+
+
+def _patch_spynnaker(simulator: str) -> None:
+    """Work around sPyNNaker 7.4.1 where this program meets it.
+
+    ``Population.set(spike_times=<one list per neuron>)`` (a new sample after ``sim.reset()``)
+    indexes a Python list with a numpy array (TypeError in ``ReverseIpTagMultiCastSource``); the
+    same lists as a numpy object array work. On a virtual board the data specification (every
+    synaptic row written in Python, minutes for a transformer) is only needed by a real board,
+    so it is skipped: the mapping is complete before it.
+    """
+    import spynnaker.pyNN.models.spike_source.spike_source_array_vertex as ssa
+
+    if not getattr(ssa, "_snncc_patched", False):
+        listed = ssa._send_buffer_times
+
+        def as_array(spike_times, time_step):
+            out = listed(spike_times, time_step)
+            if isinstance(out, list) and out:
+                arr = np.empty(len(out), dtype=object)
+                arr[:] = out
+                return arr
+            return out
+
+        ssa._send_buffer_times = as_array
+        ssa._snncc_patched = True
+    if simulator == "virtual":
+        from spinn_front_end_common.interface.abstract_spinnaker_base import AbstractSpinnakerBase
+
+        AbstractSpinnakerBase._do_data_generation = lambda self: None
 
 
 def _expected(shift: int) -> float:
@@ -224,8 +255,14 @@ def run(sim, simulator: str, host: dict, batch: int, data: dict, progress=None) 
             sim.reset()
         for name in HOST_POPULATIONS:
             spikes = np.asarray(host[name])[:, b]
-            times = [sim.Sequence(np.flatnonzero(spikes[:, k]).astype(float))
+            times = [list(np.flatnonzero(spikes[:, k]).astype(float))
                      for k in range(spikes.shape[1])]
+            if simulator == "brian2":  # PyNN's Brian2 backend wants Sequences, sPyNNaker lists
+                from pyNN.parameters import Sequence
+
+                times = [Sequence(np.asarray(t, float)) for t in times]
+            elif not spikes.any():
+                times = []  # sPyNNaker 7.4.1's density check fails on all-empty lists
             pops[name].set(spike_times=times)
             out[name][:T, b] = spikes
         sim.run(float(steps))

@@ -287,3 +287,8 @@ def test_board_budgets_count_spinn5_boards() -> None:
         with pytest.raises(SnnccError) as e:
             parse_budget(bad)
         assert e.value.code == "BU001"
+    from snncc.compiler import compile_model
+
+    with pytest.raises(SnnccError) as e:  # boards are SpiNN-5 boards
+        compile_model("spikingformer-tiny", target="loihi", budget="1board", out_dir=Path("x"))
+    assert e.value.code == "BU001" and "SpiNN-5" in e.value.message

@@ -107,6 +107,7 @@ def test_a_board_budget_is_held_against_the_mapping(tmp_path: Path) -> None:
         compile_model("spikingformer-tiny", target="spinnaker", budget="100cores",
                       out_dir=tmp_path / "b")  # fmt: skip
     assert e.value.code == "CO004" and e.value.exit_code == 4
+    assert "block.0.attn.matmul_1" in e.value.hint and "AND expansion" in e.value.hint
 
 
 def test_the_spinnaker_simulator_needs_a_machine(
