@@ -10,7 +10,9 @@
 4. ``snncc run --check``: the generated Lava program simulates 20 test digits on the CPU
    (``Loihi2SimCfg(select_tag="fixed_pt")``) and every neuron's spikes are compared, step by
    step, with the reference;
-5. print parity, Lava accuracy, float accuracy and where the report is.
+5. ``snncc compile --target spinnaker --budget 1board``: the same model lowered to a PyNN
+   program and mapped by sPyNNaker onto a virtual SpiNN-5 board (cores, chips, router entries);
+6. print parity, Lava accuracy, float accuracy, the SpiNNaker mapping and where the reports are.
 
 Every step is the real CLI (``snncc.cli.main``), so what the demo prints is what a user sees.
 The artifacts go to ``out/demo/`` (replaced on each run: the demo passes ``--force``).
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAVA_SAMPLES = 20
 CHECKPOINT = ROOT / "examples" / "checkpoints" / "spikingformer-tiny-digits.pt"
 OUT = ROOT / "out" / "demo"
+OUT_SPINNAKER = ROOT / "out" / "demo-spinnaker"
 
 
 def step(title: str, *argv: str) -> None:
@@ -65,9 +68,15 @@ def main() -> int:
         raise SystemExit(code)
     run = json.loads(buf.getvalue())
     show_result(run)  # the table `snncc run` prints without --json
+    sp_out = str(OUT_SPINNAKER.relative_to(ROOT))
+    step(
+        "5. the same model for SpiNNaker: a PyNN program, mapped by sPyNNaker on a virtual board",
+        "compile", ckpt, "--target", "spinnaker", "--budget", "1board", "-o", sp_out, "--force",
+    )  # fmt: skip
+    mapping = json.loads((OUT_SPINNAKER / "report.json").read_text())["mapping"]
     report = json.loads((OUT / "report.json").read_text())
     acc, par = report["accuracy"], run["parity"]
-    print("\n=== 5. result")
+    print("\n=== 6. result")
     cores, bound, memory = report["cores"], report["cores_lower_bound"], report["memory_bytes"]
     print(f"fits 2 MiB: {report['fits']}  cores: {cores} (bound {bound})  memory: {memory:,} B")
     verdict = "identical to the bit-accurate reference" if par["equal"] else "DIFFERENT"
@@ -78,8 +87,11 @@ def main() -> int:
     print(f"float accuracy: {fl:.1f} % (Loihi fixed-point reference {qu:.1f} %) on all {n} "
           "test digits")  # fmt: skip
     print(f"spike-driven: {report['spike_driven']}")
+    print(f"SpiNNaker (sPyNNaker's own mapping on a virtual SpiNN-5 board): {mapping['cores']} "
+          f"application cores on {mapping['chips']} chips, at most {mapping['router_entries_max']} "
+          f"router entries per chip; the partitioner agrees: {mapping['agrees']}")  # fmt: skip
     print(f"report: {out}/report.html (also report.md, report.json, manifest.json); "
-          f"the Lava program: {out}/network.py")  # fmt: skip
+          f"the Lava program: {out}/network.py; the PyNN program: {sp_out}/network.py")  # fmt: skip
     return 0
 
 

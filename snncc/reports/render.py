@@ -59,6 +59,15 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             ("accuracy float / quantized", f"{_pct(acc['float'])} / {_pct(acc['quantized'])}")
         )
+    m = r.get("mapping")
+    if m:
+        rows.append(
+            ("mapping (" + str(m.get("source", "simulator")) + ")",
+             f"{m['cores']} application cores on {m['chips']} chips, router entries up to "
+             f"{m['router_entries_max']}, SDRAM per core up to "
+             f"{fmt_bytes(m['sdram_bytes_per_core'])}"
+             + ("" if m.get("agrees", True) else " — differs from the estimate (see layers)"))
+        )  # fmt: skip
     return rows
 
 
