@@ -20,9 +20,22 @@ from snncc.ir.graph import Graph
 from snncc.reference import RunResult, run
 from snncc.torch_exact import ExactProgram, ExactResult
 
-from .zoo import CHECKPOINT, RATE_RANGE, TARGETS, TINY, input_kinds, quantized, samples
+from .zoo import (
+    CHECKPOINT,
+    RATE_RANGE,
+    REFUSED,
+    TARGETS,
+    TINY,
+    input_kinds,
+    quantized,
+    refusal_code,
+    samples,
+)
 
-CASES = [(name, t) for name in TINY for t in TARGETS] + [(str(CHECKPOINT), t) for t in TARGETS]
+CASES = [(name, t) for name in TINY for t in TARGETS if name not in REFUSED[t]] + [
+    (str(CHECKPOINT), t) for t in TARGETS
+]
+REFUSALS = [(name, t, code) for t in TARGETS for name, code in sorted(REFUSED[t].items())]
 IDS = [f"{n.split('/')[-1]}-{t}" for n, t in CASES]
 
 
@@ -45,6 +58,12 @@ def assert_same_program(q: Graph, ref: RunResult, res: ExactResult) -> None:
         else:
             scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
             assert np.max(np.abs(got - want), initial=0.0) <= 1e-9 * scale, n
+
+
+@pytest.mark.parametrize(("ref", "target", "code"), REFUSALS)
+def test_documented_refusals(ref: str, target: str, code: str) -> None:
+    """A family a target refuses by design is refused with its documented code (not skipped)."""
+    assert refusal_code(ref, target) == code
 
 
 @pytest.mark.parametrize(("ref", "target"), CASES, ids=IDS)
