@@ -11,6 +11,7 @@ close ones.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -23,16 +24,18 @@ from snncc.reference.feeds import timesteps_of, validate_feeds
 from snncc.reference.loihi_kernels import host_to_a_in
 
 
-def _evaluate(
+def evaluate(
     g: Graph,
     nodes: set[str],
     values: dict[str, np.ndarray],
     feeds: Mapping[str, np.ndarray],
     timesteps: int,
     batch: int,
+    kernels: Mapping[type, Any] = loihi_kernels.KERNELS,
 ) -> dict[str, np.ndarray]:
-    """Evaluate ``nodes`` in topological order with the loihi kernels; ``values`` are given."""
-    kernels = loihi_kernels.KERNELS
+    """Evaluate ``nodes`` in topological order with a reference kernel table (the target's;
+    loihi by default); ``values`` are given. Shared by every backend's host side, so the host
+    computes exactly what the reference does."""
     for n in g.topo_order():
         if n not in nodes or n in values:
             continue
@@ -50,7 +53,7 @@ def _evaluate(
     return values
 
 
-def _ancestors(g: Graph, targets: list[str], given: Mapping[str, np.ndarray]) -> set[str]:
+def ancestors(g: Graph, targets: list[str], given: Mapping[str, np.ndarray]) -> set[str]:
     """``targets`` and everything they depend on, not looking past ``given`` values."""
     seen: set[str] = set()
     todo = list(targets)
@@ -74,8 +77,8 @@ def encode(
     """
     timesteps = timesteps_of(g, inputs)
     feeds, batch = validate_feeds(g, inputs, timesteps)
-    need = _ancestors(g, [h.node for h in spec.host_inputs], {})
-    values = _evaluate(g, need, {}, feeds, timesteps, batch)
+    need = ancestors(g, [h.node for h in spec.host_inputs], {})
+    values = evaluate(g, need, {}, feeds, timesteps, batch)
     out = {}
     for h in spec.host_inputs:
         pop = spec.population(h.population)
@@ -109,6 +112,6 @@ def readout(
             )
         flat = s.reshape(s.shape[:2] + (-1,))
         values[t.node] = gather(flat, t.index)
-    need = _ancestors(g, list(g.outputs), values)
-    _evaluate(g, need, values, feeds, timesteps, batch)
+    need = ancestors(g, list(g.outputs), values)
+    evaluate(g, need, values, feeds, timesteps, batch)
     return {n: values[n] for n in g.outputs}

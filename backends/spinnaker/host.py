@@ -15,45 +15,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from snncc.backends.lower.host import ancestors, evaluate
 from snncc.backends.lower.structure import gather
 from snncc.ir.graph import Graph
-from snncc.reference import spinnaker_kernels
-from snncc.reference.context import KernelCtx
 from snncc.reference.feeds import timesteps_of, validate_feeds
-
-
-def _evaluate(
-    g: Graph,
-    nodes: set[str],
-    values: dict[str, np.ndarray],
-    feeds: Mapping[str, np.ndarray],
-    timesteps: int,
-    batch: int,
-) -> dict[str, np.ndarray]:
-    """Evaluate ``nodes`` in topological order with the spinnaker kernels; ``values`` given."""
-    kernels = spinnaker_kernels.KERNELS
-    for n in g.topo_order():
-        if n not in nodes or n in values:
-            continue
-        ty = g.type(n)
-        ctx = KernelCtx(
-            node=n, lead=2 if ty.temporal else 1, timesteps=timesteps, batch=batch,
-            out_type=ty, feed=feeds.get(n), meta=g.node_meta(n),
-        )  # fmt: skip
-        values[n] = kernels[type(g.op(n))](g.op(n), [values[d] for d in g.inputs_of(n)], ctx)
-    return values
-
-
-def _ancestors(g: Graph, targets: list[str], given: Mapping[str, np.ndarray]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(targets)
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            if n not in given:
-                todo.extend(g.inputs_of(n))
-    return seen
+from snncc.reference.spinnaker_kernels import KERNELS
 
 
 def encode(g: Graph, spec: object, inputs: Mapping[str, np.ndarray]) -> tuple[dict, int]:
@@ -65,7 +31,7 @@ def encode(g: Graph, spec: object, inputs: Mapping[str, np.ndarray]) -> tuple[di
     timesteps = timesteps_of(g, inputs)
     feeds, batch = validate_feeds(g, inputs, timesteps)
     hosts = [h.population for h in spec.host_inputs]  # type: ignore[attr-defined]
-    values = _evaluate(g, _ancestors(g, hosts, {}), {}, feeds, timesteps, batch)
+    values = evaluate(g, ancestors(g, hosts, {}), {}, feeds, timesteps, batch, KERNELS)
     out = {}
     for name in hosts:
         s = np.broadcast_to(values[name], (timesteps, batch) + tuple(g.type(name).shape))
@@ -92,6 +58,6 @@ def readout(
         s = np.asarray(spikes[t.population], np.float64)
         part = gather(s.reshape(s.shape[:2] + (-1,)), t.index)
         values[t.node] = values[t.node] + part if t.node in values else part
-    need = _ancestors(g, list(g.outputs), values)
-    _evaluate(g, need, values, feeds, timesteps, batch)
+    need = ancestors(g, list(g.outputs), values)
+    evaluate(g, need, values, feeds, timesteps, batch, KERNELS)
     return {n: values[n] for n in g.outputs}
