@@ -28,7 +28,7 @@ import torch
 
 # Installed by `make setup` from constraints/compile-nodeps.txt; a missing one is a setup bug
 # and fails here, locally as in CI.
-from spikingjelly.activation_based import functional, neuron  # noqa: E402
+from spikingjelly.activation_based import functional, neuron
 from torch import nn
 
 from snncc.frontend.trace import trace
