@@ -81,6 +81,8 @@ class LoadedModel:
     program: Any = None
     #: For ``source in ("nir", "graph")``: the :class:`snncc.ir.graph.Graph` (no module).
     graph: Any = None
+    #: Quantization decisions a fine-tuned checkpoint pins (:mod:`snncc.quant.pins`), or None.
+    quantization: dict[str, Any] | None = None
 
 
 # -- saving -------------------------------------------------------------------------------------
@@ -94,6 +96,7 @@ def save_checkpoint(
     *,
     time_axis: int | None = None,
     metrics: dict[str, Any] | None = None,
+    quantization: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model``'s weights and its description to ``path`` atomically (temp file + rename).
 
@@ -101,6 +104,8 @@ def save_checkpoint(
     ``snncc.models.create(arch, **config)`` needs to rebuild the module). ``config`` and
     ``metrics`` may hold only values a weights-only load accepts (numbers, strings, None, lists,
     tuples, dicts); anything else is refused here rather than producing an unreadable file.
+    ``quantization`` is the grid a fine-tuned model's integers were trained on
+    (:mod:`snncc.quant.pins`; written by ``snncc finetune``), honoured by ``snncc compile``.
     """
     from snncc import models
 
@@ -116,6 +121,10 @@ def save_checkpoint(
         "time_axis": None if time_axis is None else int(time_axis),
         "metrics": None if metrics is None else dict(metrics),
     }
+    if quantization is not None:
+        from snncc.quant.pins import check_record
+
+        header["quantization"] = check_record(quantization, str(path))
     _check_weights_only(header, path)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
@@ -348,6 +357,11 @@ def _rebuild(
         )
     load_weights(module, doc["state_dict"], path, arch)
     module.eval()
+    quantization = doc.get("quantization")
+    if quantization is not None:
+        from snncc.quant.pins import check_record
+
+        check_record(quantization, str(path))
     return LoadedModel(
         module=module,
         arch=arch,
@@ -357,6 +371,7 @@ def _rebuild(
         time_axis=doc.get("time_axis"),
         metrics=doc.get("metrics"),
         path=path,
+        quantization=quantization,
     )
 
 

@@ -242,6 +242,11 @@ def to_graph(loaded: LoadedModel, *, input_shape: tuple[int, ...] | None = None)
         check_shape(loaded, shape)
     x = example_input(loaded, shape)
     check_forward(loaded, x)
-    return snncc.trace(
+    g = snncc.trace(
         loaded.module, x, timesteps=loaded.timesteps, time_axis=loaded.time_axis, name=loaded.arch
     )
+    if loaded.quantization is not None:  # a fine-tuned checkpoint's grid (snncc.quant.pins)
+        from snncc.quant.pins import KEY
+
+        g.meta[KEY] = loaded.quantization
+    return g

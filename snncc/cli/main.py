@@ -43,6 +43,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("snncc.cli.compile_cmds", ("register_compile", "register_slices")),
     ("snncc.cli.interop_cmds", ("register_export", "register_convert")),
     ("snncc.cli.run_cmds", ("register_run",)),
+    ("snncc.cli.finetune_cmds", ("register_finetune",)),
 )
 USAGE_EXIT = 2
 INTERNAL_EXIT = 70

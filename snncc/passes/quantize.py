@@ -60,7 +60,7 @@ from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext
-from snncc.quant import loihi, spinnaker
+from snncc.quant import loihi, pins, spinnaker
 from snncc.quant.common import check_finite_weights, clone_for_host
 from snncc.quant.lower import lower_avg_pools
 from snncc.quant.rewrite import (
@@ -102,9 +102,53 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
             code="QNT000",
             hint=f"choose one of {sorted(TARGETS)}",
         )
-    _check_mappable_neurons(g, target)
+    _check_mappable_neurons(g, target)  # refusals first, before calibration runs the model
     check_finite_weights(g, g.topo_order())
     bounds = _host_bounds(g, ctx)
+    split, copies = prepare_streams(g, ctx, target)
+    layers: list[dict] = []
+    record: dict = {"target": target, "streams": {}, "weights": {}}
+    for stream in split.streams:
+        plan = TARGETS[target](g, stream, bounds.get(stream.host) if stream.host else None)
+        layers.extend(plan.rows)
+        record["streams"][stream.neurons[0]] = plan.pin
+        for n in stream.entries:
+            if "weight_exp" in g.node_meta(n)["quant"]:
+                record["weights"][n] = {"weight_exp": int(g.node_meta(n)["quant"]["weight_exp"])}
+        if g.meta.get(pins.KEY):
+            ctx.decide(f"stream {stream.index}: scale and exponents pinned by the checkpoint")
+        binding = min(plan.limits, key=plan.limits.get) if plan.limits else "none"
+        mult = f"{plan.divisor}*" if plan.divisor != 1 else ""
+        ctx.decide(
+            f"stream {stream.index} ({len(stream.nodes)} current ops -> "
+            f"{', '.join(stream.neurons)}): scale {mult}2^{plan.scale_exp}, limited by {binding}"
+        )
+    for n in sorted(split.deployed):
+        if isinstance(g.op(n), PRODUCTS):
+            g.node_meta(n)["quant"] = {"dynamic_product": True, "exact_integer": True}
+            if target == "loihi":
+                ctx.decide(
+                    f"{n}: {g.op(n).kind} of spikes computed exactly as integers by a custom "
+                    "fixed-point process (not neurocore-native)"
+                )
+    g.meta["quant"] = {"target": target, "streams": len(split.streams), "pins": record}
+    ctx.stats["layers"] = layers
+    ctx.stats["deployed_nodes"] = len(split.deployed)
+    ctx.stats["host_nodes"] = len(split.encoding) + len(split.readout) + len(copies)
+    _check_no_float_neurons(g)
+    return g
+
+
+def prepare_streams(g: Graph, ctx: PassContext, target: str) -> tuple[Split, list[str]]:
+    """The deployed part rewritten into the streams ``quantize`` decides, in place.
+
+    Requires: as :func:`quantize`. Ensures: average pools lowered, the target's rewrites done,
+    host copies made and dead deployed nodes pruned; returns ``(split, host copies)``. The float
+    weights the stream quantizers read are the ops' weights at this point (``snncc finetune``
+    maps trained integers back through them).
+    """
+    _check_mappable_neurons(g, target)
+    check_finite_weights(g, g.topo_order())
     lowered = lower_avg_pools(g, partition_nodes(g)[0])
     ctx.count("avg_pools_lowered", len(lowered))
     for n in lowered:
@@ -122,30 +166,7 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
         split = split_graph(g)
     if target != "loihi":
         _check_max_pools(g, split, target)
-    layers: list[dict] = []
-    for stream in split.streams:
-        plan = TARGETS[target](g, stream, bounds.get(stream.host) if stream.host else None)
-        layers.extend(plan.rows)
-        binding = min(plan.limits, key=plan.limits.get) if plan.limits else "none"
-        mult = f"{plan.divisor}*" if plan.divisor != 1 else ""
-        ctx.decide(
-            f"stream {stream.index} ({len(stream.nodes)} current ops -> "
-            f"{', '.join(stream.neurons)}): scale {mult}2^{plan.scale_exp}, limited by {binding}"
-        )
-    for n in sorted(split.deployed):
-        if isinstance(g.op(n), PRODUCTS):
-            g.node_meta(n)["quant"] = {"dynamic_product": True, "exact_integer": True}
-            if target == "loihi":
-                ctx.decide(
-                    f"{n}: {g.op(n).kind} of spikes computed exactly as integers by a custom "
-                    "fixed-point process (not neurocore-native)"
-                )
-    g.meta["quant"] = {"target": target, "streams": len(split.streams)}
-    ctx.stats["layers"] = layers
-    ctx.stats["deployed_nodes"] = len(split.deployed)
-    ctx.stats["host_nodes"] = len(split.encoding) + len(split.readout) + len(copies)
-    _check_no_float_neurons(g)
-    return g
+    return split, copies
 
 
 #: Loihi rewrites, in order: each sees what the previous ones left (see the module docstring).

@@ -26,6 +26,7 @@ from snncc.diagnostics import SnnccError
 from snncc.exact import pow2_exponent
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
+from snncc.quant import pins
 from snncc.quant.common import (
     MIN_SCALE_EXP,
     Bound,
@@ -85,6 +86,9 @@ class StreamPlan:
     limits: dict[str, float]
     rows: list[dict[str, Any]]
     divisor: int = 1  # the scale is divisor * 2^scale_exp (streams.stream_divisor)
+    #: The decisions a fine-tuned checkpoint pins (:mod:`snncc.quant.pins`): ``scale`` (and
+    #: SpiNNaker's ``shifts``).
+    pin: dict[str, Any] | None = None
 
 
 def _thresholds(g: Graph, stream: Stream) -> dict[str, Fraction]:
@@ -242,6 +246,9 @@ def choose_scale(
     if d > 1 and k < 0:  # c/D = 2^k < 1 would round away: keep the plain power-of-two scale
         d = 1
         k, _ = scale_exponent(bounds, d, stream.neurons[0], "loihi")
+    pin = pins.stream_pin(g, "loihi", stream.neurons[0])
+    if pin is not None:  # a fine-tuned checkpoint's grid (valid when no larger than the free one)
+        k, d = pins.pinned_scale(pin, k, d, stream.neurons[0], lower)
     if k < lower:
         raise SnnccError(
             f"stream of {stream.neurons[0]}: the dynamic-product multiplier needs scale >= "
@@ -264,14 +271,20 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
             # only works for e >= 0 (snncc.reference.loihi_kernels.conv_weights).
             conv = isinstance(op, (O.Conv1d, O.Conv2d))
             unit = entry_unit(g, n)  # a graded payload is worth theta·2^-K of the float input
-            wq, e = mantissa_exponent(
-                np.asarray(op.weight) * (c * unit),
-                LOIHI.weight_min,
-                LOIHI.weight_max,
-                0 if conv else LOIHI.weight_exp_min + 1,
-                LOIHI.weight_exp_max + 1,
-                n,
-            )
+            w = np.asarray(op.weight) * (c * unit)
+            e_pin = pins.weight_pin(g, "loihi", n)
+            if e_pin is None:
+                wq, e = mantissa_exponent(
+                    w,
+                    LOIHI.weight_min,
+                    LOIHI.weight_max,
+                    0 if conv else LOIHI.weight_exp_min + 1,
+                    LOIHI.weight_exp_max + 1,
+                    n,
+                )
+            else:
+                e = e_pin
+                wq = pins.pinned_mantissas(w, e, LOIHI.weight_min, LOIHI.weight_max, n)
             g.set_op(n, op.replace(weight=wq, bias=None))
             q = {
                 "weight_exp": e,
@@ -297,7 +310,7 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
             rows.append(programmable_neuron(g, n, c, bias[n], stream))
         else:
             rows.append(lif_neuron(g, n, c, bias[n], stream, p))
-    return StreamPlan(k, limits, rows, d)
+    return StreamPlan(k, limits, rows, d, pin={"scale": c})
 
 
 def _input_exp(g: Graph, stream: Stream) -> int:

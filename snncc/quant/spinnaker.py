@@ -38,6 +38,7 @@ from snncc.backends.spinnaker.constraints import SPINNAKER
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
+from snncc.quant import pins
 from snncc.quant.common import Bound, exact_ratio, float_limits, neuron_spec, scale_exponent
 from snncc.quant.loihi import StreamPlan
 from snncc.quant.streams import (
@@ -210,6 +211,9 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
     if d > 1 and j < 0:  # keep the plain power-of-two scale where 2^j would round away
         d = 1
         j, _ = scale_exponent(bounds, d, stream.neurons[0], "spinnaker")
+    pin = pins.stream_pin(g, "spinnaker", stream.neurons[0])
+    if pin is not None:  # a fine-tuned checkpoint's grid (valid when no larger than the free one)
+        j, d = pins.pinned_scale(pin, j, d, stream.neurons[0])
     sigma = d * 2.0**j
     k = sigma * gain  # mV of current per unit of stream value
     exact_k = Fraction(sigma) * Fraction(gain)
@@ -220,12 +224,15 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
         _shift((Fraction(pos_max) + Fraction(pos_bias)) * exact_k, floor),
         _shift((Fraction(neg_max) + Fraction(neg_bias)) * exact_k, floor),
     )
+    if pin is not None:
+        shifts = pins.pinned_shifts(pin, shifts, stream.neurons[0])
     rows: list[dict[str, Any]] = []
     for n in stream.entries:
         rows.append(_entry(g, n, k, shifts, stream.index))
     for n in stream.neurons:
         rows.append(_neuron(g, n, sigma, gain, bias[n], shifts, stream))
-    return StreamPlan(j, float_limits(bounds), rows, d)
+    plan_pin = {"scale": sigma, "shifts": [int(shifts[0]), int(shifts[1])]}
+    return StreamPlan(j, float_limits(bounds), rows, d, pin=plan_pin)
 
 
 def leak_bits(exp_tc: int) -> int:
