@@ -161,40 +161,6 @@ def on_grid(front: Any, q: Any, bits: int) -> Any:
     return g
 
 
-def granule_thresholds(front: Any, q: Any) -> tuple[Any, list[str]]:
-    """``q`` with every LoihiLIF whose membrane provably stays on the 64-grid given the exact
-    threshold ``vth = ceil(theta / 64) - 1`` (then ``v > vth << 6`` is ``v >= theta``).
-
-    The grid argument (delta synapse ``du = 4095``, ``dv = 2048``, no bias, fed through
-    structural ops by a ``Scale`` of integer counts with multiplier ``m``): ``u = 64·m·count``,
-    and halving keeps ``v`` at step ``t`` a multiple of ``64·m / 2^t``; when ``m`` is a multiple
-    of ``2^(T-1)`` every reachable ``v`` is a multiple of 64, so none lies strictly between
-    ``vth << 6`` and ``theta = v_threshold · 64 · s``.
-    """
-    from snncc.ir import ops as O
-
-    structural = (O.Reshape, O.Permute)
-    g = q.copy()
-    T = int(q.meta["timesteps"])
-    changed = []
-    for n in g.topo_order():
-        op = g.op(n)
-        if not isinstance(op, O.LoihiLIF) or op.du != 4095 or op.dv != 2048:
-            continue
-        if np.any(np.asarray(op.bias_mant) != 0) or op.host_scale > 0:
-            continue
-        (src,) = g.inputs_of(n)
-        while isinstance(g.op(src), structural):
-            (src,) = g.inputs_of(src)
-        mult = (g.node_meta(src).get("quant") or {}).get("multiplier")
-        if not isinstance(g.op(src), O.Scale) or not mult or int(mult) % (1 << (T - 1)):
-            continue
-        theta = front.op(n).v_threshold * 64 * float(g.node_meta(n)["quant"]["s"])
-        g.set_op(n, op.replace(vth=int(np.ceil(theta / 64)) - 1))
-        changed.append(n)
-    return g, changed
-
-
 def measure(target: str, samples: int) -> dict[str, Any]:
     from snncc.analysis.feeds import to_feeds
     from snncc.data.digits import digits
@@ -236,14 +202,12 @@ def measure(target: str, samples: int) -> dict[str, Any]:
             bits: drift(cf, counts(front, evaluate(on_grid(front, q, bits), "float", ff)))
             for bits in (8, 10, 12, 16)
         }
-        gq, changed = granule_thresholds(front, q)
-        gv = evaluate(gq, target, fq)
-        g_local = evaluate(gq, target, fq, forced=spikes_f)
-        row["exact_attention_thresholds"] = {
-            "layers": changed,
-            "local_drift": drift(cf, counts(gq, g_local)),
-            "end_to_end_drift": drift(cf, counts(gq, gv)),
-        }
+        # The quantizer's own threshold placement (membrane granule analysed per neuron).
+        row["thresholds"] = {
+            n: {k: q.node_meta(n)["quant"][k] for k in ("vth", "membrane_granule",
+                                                         "threshold_exact", "fire_shift_v")}
+            for n in cf
+        }  # fmt: skip
     first = next(n for n in front.topo_order() if front.op(n).NEURON)
     sub = to_feeds(front, x[:32])
     sub_base = evaluate(front, "float", sub)

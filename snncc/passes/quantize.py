@@ -15,13 +15,16 @@ gives the same spikes. What is achievable against the float threshold ``theta`` 
 
 - SpiNNaker: V is any s16.15 integer and the chip fires on ``V >= V_thresh``; ``V_thresh =
   ceil(theta)`` equals SpikingJelly's ``V >= theta`` on every integer: **exact**.
-- Loihi without leak (``dv = 0``, delta synapse, bias in weight units): v stays a multiple of
-  64, and ``vth = ceil(theta / 64) - 1`` makes Lava's ``v > vth << 6`` equal ``v >= theta``:
-  **exact**.
-- Loihi with leak: v takes every integer but ``vth << 6`` has 64-unit steps, so ``>= theta`` is
-  expressible only when ``ceil(theta) ≡ 1 (mod 64)``. Otherwise the nearest ``vth`` is taken;
-  the first firing value moves by at most 32 v-units (meta ``fire_shift_v``, and
-  ``threshold_exact``), where the earlier ``ceil(target) - 1`` fired up to 63 v-units early.
+- Loihi: every reachable v is a multiple of a power of two ``G`` (meta ``membrane_granule``),
+  analysed exactly from the stream's input lattice (integer weights and exponents, a dynamic
+  product's multiplier), the bias, the decays and the sample length
+  (:func:`snncc.quant.loihi_neurons.membrane_granule`). When ``G >= 64`` (no leak, or e.g. an
+  attention neuron fed counts times 128 with a halving leak over T = 4: ``G = 1024``),
+  ``vth = ceil(theta / 64) - 1`` makes Lava's ``v > vth << 6`` equal ``v >= theta``: **exact**.
+  When ``G < 64``, ``vth << 6`` has 64-unit steps and ``>= theta`` is expressible only when the
+  first reachable value at or above ``theta`` is ``G`` above a multiple of 64; otherwise the
+  nearest ``vth`` is taken and the first firing value moves by at most 32 v-units (meta
+  ``fire_shift_v``, and ``threshold_exact``).
 
 Average pooling over spikes is first lowered to the equal depthwise ``Conv2d`` with weights
 ``1/k²`` (:mod:`snncc.quant.lower`), so both targets quantize it as an ordinary conv.

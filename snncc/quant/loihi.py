@@ -9,8 +9,9 @@ power of two chosen per stream; a LIF with ``decay_input`` then has ``v ≈ 64·
 
 Thresholds are placed, not just rounded (:func:`place_threshold`): Lava fires on ``v > vth << 6``
 with a 64-unit threshold grid, SpikingJelly on ``V >= v_th``; the two agree on every reachable
-membrane value exactly when the membrane stays on the 64-grid (no leak), and to within half a
-grid step otherwise.
+membrane value exactly when every reachable value is a multiple of 64 (no leak, or a leaky
+membrane on a coarse input lattice, :func:`membrane_granule` from :func:`_input_exp`), and to
+within half a grid step otherwise.
 """
 
 from __future__ import annotations
@@ -302,9 +303,9 @@ def quantize_stream(g: Graph, stream: Stream, host_bound: float | None = None) -
             q = {"multiplier": m, "scale": c, "stream": stream.index, "dynamic_product": True}
         g.node_meta(n)["quant"] = q
         rows.append({"node": n, "kind": op.kind, **q})
-    # The leaky-membrane grid argument (membrane_granule) holds for any stream; it is applied
-    # only to lowered-pool streams for now, so other streams keep their reviewed thresholds.
-    p = _input_exp(g, stream) if d > 1 else None
+    # Every neuron's threshold is placed on its membrane's reachable lattice (membrane_granule),
+    # which starts from the stream's input lattice 2^p.
+    p = _input_exp(g, stream)
     for n in stream.neurons:
         if is_programmable(g.op(n)):
             rows.append(programmable_neuron(g, n, c, bias[n], stream))

@@ -9,8 +9,9 @@ process; on Loihi 2 it is neuron microcode.
 
 Thresholds are placed, not just rounded (:func:`place_threshold`): Lava fires on
 ``v > vth << 6`` with a 64-unit grid, SpikingJelly on ``V >= v_th``; the two agree on every
-reachable membrane value exactly when the membrane stays on the 64-grid (no leak), and to
-within half a grid step otherwise. The programmable neuron compares ``v >= threshold`` on
+reachable membrane value exactly when every reachable value is a multiple of 64 (no leak, or a
+leaky membrane fed a coarse enough input lattice: :func:`membrane_granule`), and to within half
+a grid step otherwise. The programmable neuron compares ``v >= threshold`` on
 integers, so ``threshold = ceil(c·th)`` is exact on every integer membrane value; its soft reset
 subtracts that integer, which equals the float model's ``c·th`` when ``c·th`` is an integer
 (meta ``threshold_exact``).
@@ -76,10 +77,13 @@ class Threshold:
     """A placed Loihi threshold, in v-units (the integers Lava stores in v).
 
     - ``vth``: Lava's parameter; Lava fires iff ``v > vth << 6``;
-    - ``granule``: every reachable v is a multiple of it (64 or 1, :func:`membrane_granule`);
-    - ``placed``: ``64·vth + granule/2``, a value no reachable v equals, so ``v > placed``,
+    - ``granule``: every reachable v is a multiple of it (a power of two,
+      :func:`membrane_granule`);
+    - ``placed``: ``64·vth + min(granule, 64)/2``, a value no reachable v equals, so
+      ``v > placed``,
       ``v >= placed`` and Lava's ``v > 64·vth`` are the same test on every reachable v;
-    - ``fire_at``: the smallest reachable v that fires on chip (``64·vth + granule``);
+    - ``fire_at``: the smallest reachable v that fires on chip (the first multiple of
+      ``granule`` above ``64·vth``);
     - ``wanted``: the smallest reachable v with ``v >= theta_v`` (SpikingJelly's ``V >= v_th``).
     """
 
@@ -109,6 +113,32 @@ def two_adic(x: np.ndarray | int) -> int | None:
     return int((a & -a).min()).bit_length() - 1
 
 
+#: The lattice exponent of a value that is always 0 (every power of two divides it).
+_ZERO = 64
+
+
+def _decay_loss(factor: int) -> int | None:
+    """Bits of 2-adic precision one decay ``trunc(x·factor / 4096)`` costs, None if it is 0.
+
+    With ``x`` a multiple of ``2^p`` and ``2^q`` the power of two in ``factor``, ``x·factor /
+    4096`` is an integer (the truncation is exact) and a multiple of ``2^(p + q - 12)`` exactly
+    when ``p >= 12 - q``; below that the truncation can give any integer. ``factor = 0`` (a
+    delta synapse) forgets ``x`` altogether: None.
+    """
+    if factor == 0:
+        return None
+    q = two_adic(factor) or 0
+    return (LOIHI.decay_unity.bit_length() - 1) - q  # 12 - q
+
+
+def _decayed(p: int, factor: int) -> int:
+    """The lattice exponent of ``trunc(x·factor / 4096)`` for ``x`` a multiple of ``2^p``."""
+    lost = _decay_loss(factor)
+    if lost is None:
+        return _ZERO  # a delta synapse: the decayed value is 0, on every lattice
+    return p - lost if p >= lost else 0
+
+
 def membrane_granule(
     du: int,
     dv: int,
@@ -118,70 +148,85 @@ def membrane_granule(
     input_exp: int = 0,
     steps: int | None = None,
 ) -> int:
-    """64 if every reachable v is a multiple of 64, else 1.
+    """The largest power of two ``G`` that divides every reachable v (1 when nothing is known).
 
-    Why: v starts and resets at 0 and gains ``u + bias`` each step; with ``dv = 0`` it is never
-    multiplied, with ``du`` in {-1, 4095} u is a sum of ``a_in << 6`` terms, and a bias with
-    ``bias_mant << bias_exp`` divisible by 64 keeps v on the grid (u's wrap by 2^24 does too).
-    (Positive saturation at 2^23 - 1 leaves the grid but exceeds every ``vth << 6``, so it fires
-    under both rules.)
+    Why: Lava's update is ``u <- wrap(trunc(u·(4095 - du) / 4096) + (a_in << 6))``, ``v <-
+    clip(trunc(v·(4096 - dv) / 4096) + u + bias)``, and v resets to 0. When every ``a_in`` is a
+    multiple of ``2^input_exp`` (the stream's value lattice: integer weights, their exponents,
+    a dynamic product's multiplier; :func:`~snncc.quant.loihi._input_exp`), u starts on the
+    lattice ``2^(input_exp + 6)``, and each decay costs ``12 - q`` bits (``2^q`` the power of two
+    in the decay factor, :func:`_decay_loss`) but is exact while the bits are there. u's lattice
+    at each step (u is never reset) and the bias's power of two are v's input lattice; v's own
+    decay costs ``12 - q_v`` bits per step since its last reset. Tracking both step by step over
+    the sample's ``steps`` gives the coarsest lattice every reachable v lies on, whatever the
+    reset history. Everything is integer arithmetic on 2-adic valuations.
 
-    With leak (``dv > 0``) the decay ``trunc(v·(4096 - dv) / 4096)`` loses ``12 - q`` low bits
-    per step, ``2^q`` being the power of two in ``4096 - dv``. When every ``a_in`` is a multiple
-    of ``2^input_exp`` (the stream's integer weights, e.g. a lowered average pool's single
-    weight) and every bias of ``2^(input_exp + 6)``, v after ``t`` steps since a reset is a
-    multiple of ``2^(input_exp + 6 - (t - 1)(12 - q))``, and the decay is exact until then. So
-    within ``steps`` timesteps (the sample length) v stays on the 64-grid when that exponent is
-    still ``>= 6`` at ``t = steps``. Otherwise every integer may be reachable: 1. (Like the
-    no-leak rule this assumes v never saturates at ``-(2^23 - 1)``; the stream scale keeps every
-    per-step ``|a_in|`` below 2^15.)
+    Without decay (``dv = 0`` and ``du`` in {-1, 4095}) the lattice holds for any number of
+    steps; with decay it needs ``steps`` (the sample length) and is 1 without it. u's wrap by
+    2^24 keeps every lattice up to 2^24; positive saturation at 2^23 - 1 leaves the lattice but
+    exceeds every ``vth << 6``, so it fires under both rules. Like the no-leak rule this assumes
+    v never saturates at ``-(2^23 - 1)`` (the stream scale keeps every per-step ``|a_in|`` below
+    2^15). The result is capped at 2^23 (a membrane that is always 0 has every granule).
     """
     bias = np.asarray(bias_mant, dtype=np.int64)
     eff = bias << bias_exp if bias_exp >= 0 else bias >> -bias_exp
-    if du not in (-1, LOIHI.decay_unity - 1):
+    cap = LOIHI.state_bits - 1
+    u_factor = LOIHI.decay_unity - (du + 1)
+    v_factor = LOIHI.decay_unity - dv
+    if not (0 <= u_factor <= LOIHI.decay_unity and 0 < v_factor <= LOIHI.decay_unity):
         return 1
-    if dv == 0:
-        return 64 if not np.any(eff % 64) else 1
-    if steps is None or not 0 < dv < LOIHI.decay_unity:
+    leaky = u_factor not in (0, LOIHI.decay_unity) or v_factor != LOIHI.decay_unity
+    if leaky and steps is None:
         return 1
-    g = input_exp + LOIHI.act_shift
+    a = min(input_exp + LOIHI.act_shift, 24)  # u wraps by 2^24
     b = two_adic(eff)
-    if b is not None:
-        g = min(g, b)
-    q = two_adic(LOIHI.decay_unity - dv) or 0
-    lost = (LOIHI.decay_unity.bit_length() - 1) - q  # 12 - q
-    return 64 if g - (steps - 1) * lost >= 6 else 1
+    # Step by step: u_t = decay(u_{t-1}) + a_in_t << 6 (never reset); v_t = decay(v_{t-1}) +
+    # u_t + bias, where v_{t-1} is either 0 (a reset) or on the lattice of step t - 1, so the
+    # lattice of step t holds whatever the reset history. Without leak the lattice is the same
+    # at every step: one step says it all.
+    p_u = p_v = _ZERO
+    worst = _ZERO
+    for _ in range(steps if leaky and steps is not None else 1):
+        p_u = min(_decayed(p_u, u_factor), a)
+        p_v = min(_decayed(p_v, v_factor), p_u, _ZERO if b is None else b)
+        worst = min(worst, p_v)
+    p_v = worst
+    return 1 << min(max(p_v, 0), cap)
 
 
 def place_threshold(target: float | Fraction, granule: int) -> Threshold:
     """Choose ``vth`` for a threshold ``target`` in ``a_in`` units (``theta_v = 64·target``).
 
-    SpikingJelly fires iff ``v >= theta_v``; on reachable values (multiples of ``granule``) that
-    is ``v >= wanted`` with ``wanted = granule·ceil(theta_v / granule)``. Lava fires iff
-    ``v > 64·vth``, i.e. on reachable values iff ``v >= 64·vth + granule`` (granule divides 64).
-    So the rule is ``vth = (wanted - granule) / 64``:
+    SpikingJelly fires iff ``v >= theta_v``; on reachable values (multiples of ``granule``,
+    :func:`membrane_granule`) that is ``v >= wanted`` with ``wanted = granule·ceil(theta_v /
+    granule)``. Lava fires iff ``v > 64·vth``, i.e. on reachable values iff v reaches the first
+    multiple of ``granule`` above ``64·vth``. With ``h = min(granule, 64)`` the rule is
+    ``vth = (h·ceil(theta_v / h) - h) / 64``, rounded half up:
 
-    - granule 64 (no leak): always an integer, ``vth = ceil(target) - 1``: **exact**;
-    - granule 1 (leak): exact only when ``wanted ≡ 1 (mod 64)``; otherwise the nearest
-      ``vth = round((wanted - 1) / 64)`` (ties up), so the chip's first firing value differs
-      from SpikingJelly's by at most 32 v-units (half a ``vth`` step, 1/128 of an ``a_in``
-      unit of threshold per unit of ``c``). The old ``ceil(target) - 1`` fired up to 63
-      v-units early here. Nothing finer is expressible: ``vth`` is the 17 high bits of v.
+    - granule >= 64 (no leak, or a leaky membrane whose input lattice is coarse enough, e.g. an
+      attention neuron fed counts times 128): ``vth = ceil(target) - 1``, **exact**: ``64·vth``
+      is the largest multiple of 64 below ``theta_v``, and no reachable value (a multiple of
+      64) lies between it and ``theta_v``;
+    - granule < 64: exact only when ``wanted - granule ≡ 0 (mod 64)``; otherwise the nearest
+      ``vth = round((wanted - granule) / 64)`` (ties up), so the chip's first firing value
+      differs from SpikingJelly's by at most 32 v-units (half a ``vth`` step). Nothing finer is
+      expressible: ``vth`` is the 17 high bits of v.
 
     ``vth`` is clipped to [0, 2^17 - 1]; the stream scale keeps ``target`` below 2^17.
 
     Every step is exact: ``target`` is a float or an exact :class:`~fractions.Fraction` (the
-    quantizer passes ``c·gain·v_th`` unrounded), the ceiling is taken on the exact rational, and
-    "round half up" is the integer ``(wanted - granule + 32) // 64`` (what
-    ``floor((wanted - granule) / 64 + 0.5)`` meant, without a float division).
+    quantizer passes ``c·gain·v_th`` unrounded), the ceilings are taken on the exact rational,
+    and "round half up" is the integer ``(x + 32) // 64``.
     """
     theta_v = Fraction(target) * (1 << LOIHI.vth_shift)
-    wanted = granule * math.ceil(theta_v / granule)
     unit = 1 << LOIHI.vth_shift
-    vth = (wanted - granule + unit // 2) // unit
+    h = min(granule, unit)
+    vth = (h * math.ceil(theta_v / h) - h + unit // 2) // unit
     vth = min(max(vth, 0), VTH_MAX)
     base = vth << LOIHI.vth_shift
-    return Threshold(vth, granule, base + granule / 2, base + granule, wanted)
+    wanted = granule * math.ceil(theta_v / granule)
+    fire_at = granule * (base // granule + 1)
+    return Threshold(vth, granule, base + h / 2, fire_at, wanted)
 
 
 def decay_v(tau: float | None) -> tuple[int, bool]:
@@ -200,9 +245,14 @@ def decay_v(tau: float | None) -> tuple[int, bool]:
 
 
 def lif_neuron(
-    g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream, input_exp: int | None = None
+    g: Graph, n: str, c: float, bias: np.ndarray, stream: Stream, input_exp: int = 0
 ) -> dict[str, Any]:
-    """Replace float LIF/IF ``n`` (hard reset) by its :class:`~snncc.ir.ops.LoihiLIF` at scale c."""
+    """Replace float LIF/IF ``n`` (hard reset) by its :class:`~snncc.ir.ops.LoihiLIF` at scale c.
+
+    ``input_exp``: every ``a_in`` of the stream is a multiple of ``2^input_exp``; with the
+    decay and the sample length (graph meta ``timesteps``) it decides the membrane granule and
+    so where the threshold goes (:func:`membrane_granule`, :func:`place_threshold`).
+    """
     spec = neuron_spec(g, n, "loihi")
     gain = spec.tau if (spec.tau is not None and spec.decay_input) else 1.0
     # The threshold in a_in units, exactly (c is a power of two times D, gain and v_th floats).
@@ -218,9 +268,9 @@ def lif_neuron(
     bias_mant = scaled.astype(np.int64)
     dv, leak_exact = decay_v(spec.tau)
     du = LOIHI.decay_unity - 1
-    steps = g.meta.get("timesteps") if input_exp is not None else None
+    steps = g.meta.get("timesteps")
     granule = membrane_granule(
-        du, dv, bias_mant, BIAS_EXP, input_exp=input_exp or 0, steps=int(steps) if steps else None
+        du, dv, bias_mant, BIAS_EXP, input_exp=input_exp, steps=int(steps) if steps else None
     )
     th = place_threshold(target, granule)
     vth = th.vth

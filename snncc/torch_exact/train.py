@@ -1,4 +1,8 @@
-"""Training through the exact program: the deployed integers as trainable parameters (Loihi).
+"""Training through the exact program: the deployed integers as trainable parameters.
+
+This module holds the Loihi table and the target dispatch; the SpiNNaker table is in
+:mod:`snncc.torch_exact.train_spinnaker` (same mechanism: latent weights on the stored grid,
+the integer neuron update with straight-through gradients, a sigmoid surrogate).
 
 :class:`TrainableProgram` is an :class:`~snncc.torch_exact.ExactProgram` whose forward is the
 same integer program, bit for bit, and whose backward is defined:
@@ -14,15 +18,16 @@ same integer program, bit for bit, and whose backward is defined:
   ``v / (64 · s)``; the reset is detached, as the zoo's ``detach_reset=True``.
 
 Host ops (encoding, readout) stay frozen float. :func:`finetune` trains on labelled samples and
-returns the graph with the new integer weights; that graph runs in the ``loihi`` reference (and
+returns the graph with the new integer weights; that graph runs in the target's reference (and
 ``snncc.torch_exact``) with exactly the spikes the trainable forward produced. Not covered yet:
-``LoihiExpGIF`` and SpiNNaker programs (``TEX003``), and writing a checkpoint that ``snncc
-compile`` re-quantizes to the same integers (docs/fidelity.md §4).
+``LoihiExpGIF`` (``TEX003``), and writing a checkpoint that ``snncc compile`` re-quantizes to
+the same integers (docs/fidelity.md §4).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +53,7 @@ from snncc.torch_exact.program import ExactProgram
 SURROGATE_ALPHA = 4.0
 
 
-class _RoundClamp(torch.autograd.Function):
+class RoundClamp(torch.autograd.Function):
     """``clamp(round(theta), lo, hi)`` forward (exact), identity backward (straight through)."""
 
     @staticmethod
@@ -60,7 +65,7 @@ class _RoundClamp(torch.autograd.Function):
         return grad, None, None
 
 
-class _Spike(torch.autograd.Function):
+class Spike(torch.autograd.Function):
     """``v > threshold`` forward; sigmoid-surrogate backward on ``(v - threshold) / unit``."""
 
     @staticmethod
@@ -109,7 +114,7 @@ def _lif_f64(k: Kernel, a: torch.Tensor) -> torch.Tensor:
         y = v * vf
         v = ste(y, torch.trunc(y)) + u + bias
         v = ste(v, torch.clamp(v.detach(), -(MAX_UV - 1), MAX_UV - 1))
-        s = _Spike.apply(v, threshold, unit)
+        s = Spike.apply(v, threshold, unit)
         v = v * (1.0 - s.detach())
         out.append(s)
     return torch.stack(out)
@@ -137,7 +142,7 @@ def _build_lif(op: O.LoihiLIF, info: NodeInfo) -> Kernel:
 
 def _weights(k: Kernel) -> torch.Tensor:
     """The integer mantissas the forward uses: ``clamp(round(theta))``, straight through."""
-    return _RoundClamp.apply(k.get_parameter("theta"), WEIGHT_MIN, WEIGHT_MAX)
+    return RoundClamp.apply(k.get_parameter("theta"), WEIGHT_MIN, WEIGHT_MAX)
 
 
 def _linear_fn(k: Kernel, xs: list[torch.Tensor], run: RunCtx) -> torch.Tensor:
@@ -173,7 +178,7 @@ def _deployed(float_builder: Builder, conv: bool) -> Builder:
 
 def _not_trainable(op: O.Op, info: NodeInfo) -> Kernel:
     raise SnnccError(
-        f"node {info.node!r} ({op.kind}): not trainable yet (Loihi LIF programs only)",
+        f"node {info.node!r} ({op.kind}): not trainable yet (LIF programs only)",
         code=UNSUPPORTED,
     )
 
@@ -190,31 +195,81 @@ KERNELS: dict[type[O.Op], Builder] = {
 
 
 class TrainableProgram(ExactProgram):
-    """The exact Loihi program with trainable deployed weights (see the module docstring).
+    """The exact program with trainable deployed weights (see the module docstring).
 
-    Requires: a graph quantized for Loihi whose neurons are ``LoihiLIF``.
+    Requires: a graph quantized for Loihi whose neurons are ``LoihiLIF``, or for SpiNNaker
+              (:mod:`snncc.torch_exact.train_spinnaker`); the table follows
+              ``graph.meta["quant"]["target"]``.
     Ensures:  ``forward`` equals :class:`ExactProgram`'s spike for spike; ``parameters()`` are
               the latent weights; :meth:`to_graph` gives the graph with the current integers.
     """
 
     def __init__(self, graph: Graph) -> None:
         target = (graph.meta.get("quant") or {}).get("target")
-        if target != "loihi":
+        tables = _tables()
+        if target not in tables:
             raise SnnccError(
-                f"TrainableProgram trains Loihi programs; this graph is quantized for {target}",
+                f"TrainableProgram trains programs quantized for {sorted(tables)}; this graph "
+                f"is quantized for {target}",
                 code=UNSUPPORTED,
             )
-        super().__init__(graph, "loihi", table=KERNELS)
+        table, self.weight_range = tables[target]
+        super().__init__(graph, str(target), table=table)
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Adam parameter groups, one per deployed weight, with ``lr`` in 8-bit mantissa steps.
+
+        Why: Adam moves every parameter by about ``lr`` per step whatever its scale. Loihi's
+        weights are 8-bit mantissas on every layer (each layer's largest uses 65-126 of 127
+        steps), so ``lr`` is in mantissa units as is. SpiNNaker's stored weights are 16-bit with
+        a per-layer range (the digits program's layers peak between 164 and 4768), so one
+        ``lr`` would be a large step for one layer and nothing for another; there ``lr`` is
+        scaled by the layer's largest stored weight at the start over 127, the same relative
+        step as on Loihi.
+        """
+        groups = []
+        for kernel in self.kernels:
+            theta = dict(kernel.named_parameters(recurse=False)).get("theta")
+            if theta is None:
+                continue
+            scale = 1.0
+            if self.mode == "spinnaker":
+                scale = max(float(theta.detach().abs().max()), 1.0) / WEIGHT_MAX
+            groups.append({"params": [theta], "lr": lr * scale})
+        return groups
 
     def to_graph(self) -> Graph:
-        """A copy of the graph whose deployed weights are the current integer mantissas."""
+        """A copy of the graph whose deployed weights are the current integers."""
         g = self.graph.copy()
+        lo, hi = self.weight_range
         for name, kernel in zip(self.order, self.kernels, strict=True):
             theta = dict(kernel.named_parameters(recurse=False)).get("theta")
             if theta is not None:
-                w = _RoundClamp.apply(theta.detach(), WEIGHT_MIN, WEIGHT_MAX)
+                w = RoundClamp.apply(theta.detach(), lo, hi)
                 g.set_op(name, g.op(name).replace(weight=w.cpu().numpy().astype(np.int64)))
         return g
+
+
+def _tables() -> dict[str, tuple[dict[type[O.Op], Builder], tuple[int, int]]]:
+    """Per target: the trainable kernel table and the deployed weights' integer range.
+
+    The SpiNNaker table is imported here, not at module level: it reuses this module's
+    straight-through helpers.
+    """
+    from snncc.torch_exact import train_spinnaker
+
+    return {
+        "loihi": (KERNELS, (WEIGHT_MIN, WEIGHT_MAX)),
+        "spinnaker": (
+            train_spinnaker.KERNELS,
+            (train_spinnaker.WEIGHT_MIN, train_spinnaker.WEIGHT_MAX),
+        ),
+    }
+
+
+def trainable(graph: Graph) -> TrainableProgram:
+    """The trainable program of a graph quantized for Loihi or SpiNNaker."""
+    return TrainableProgram(graph)
 
 
 def finetune(
@@ -228,13 +283,15 @@ def finetune(
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
 ) -> Graph:
-    """Train a Loihi graph's integer weights on samples ``x`` (model layout) and labels ``y``.
+    """Train a quantized graph's integer weights on samples ``x`` (model layout), labels ``y``.
 
-    Cross-entropy on the graph's first output; Adam on the latent weights (``lr`` in mantissa
-    units). ``progress(epoch, mean loss)`` after each epoch. Returns the fine-tuned graph.
+    The target (Loihi or SpiNNaker) is the graph's ``meta["quant"]["target"]``. Cross-entropy on
+    the graph's first output; Adam on the latent weights, ``lr`` in 8-bit mantissa steps on
+    either target (:meth:`TrainableProgram.param_groups`). ``progress(epoch, mean loss)`` after
+    each epoch. Returns the fine-tuned graph.
     """
     prog = TrainableProgram(graph)
-    opt = torch.optim.Adam(prog.parameters(), lr=lr)
+    opt = torch.optim.Adam(prog.param_groups(lr))
     gen = torch.Generator().manual_seed(seed)
     out_name = graph.outputs[0]
     for epoch in range(epochs):

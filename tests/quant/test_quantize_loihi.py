@@ -72,15 +72,20 @@ def test_conv_exponent_is_folded_never_negative() -> None:
 def test_thresholds_are_placed_per_membrane_granule() -> None:
     _, g = _quantized(np.random.default_rng(0))
     leaky, if2 = g.node_meta("lif1")["quant"], g.node_meta("if2")["quant"]
-    # lif1: v has low bits (dv = 2048), theta_v = 64 * 64 * 2 * 1000 = 8,192,000; vth =
-    # round(8,191,999 / 64) = 128000 fires from 8,192,001: one value late, not exact.
-    assert (leaky["membrane_granule"], leaky["vth"], leaky["fire_shift_v"]) == (1, 128000, 1)
+    # lif1: conv1's integer weights include odd ones, so a_in is any integer and u = a_in << 6
+    # a multiple of 64; the halving leak (dv = 2048) costs a bit per step, so over T = 4 steps
+    # v is a multiple of 64 / 2^3 = 8. theta_v = 64 * 64 * 2 * 1000 = 8,192,000 (a multiple of
+    # 8); vth = round((8,192,000 - 8) / 64) = 128000 fires from 8,192,008: 8 late, not exact.
+    assert g.meta["timesteps"] == 4
+    assert np.any(g.op("conv1").weight % 2)
+    assert (leaky["membrane_granule"], leaky["vth"], leaky["fire_shift_v"]) == (8, 128000, 8)
     assert leaky["threshold_exact"] is False
     assert g.op("lif1").vth == 128000
-    # if2: no leak (gain 1, scale 2^17 / 1000 = 131 -> 2^7), v on the 64-grid: vth =
-    # 128 * 1000 - 1 = 127999 is exact (fires from v = 128,000 * 64, SpikingJelly's first value).
-    assert if2["scale"] == 128.0
-    assert (if2["membrane_granule"], if2["vth"], if2["threshold_exact"]) == (64, 127999, True)
+    # if2: no leak (gain 1, scale 2^17 / 1000 = 131 -> 2^7); fc has weight_exp 1, so every a_in
+    # is even and v a multiple of 2 << 6 = 128 (on the 64-grid): vth = 128 * 1000 - 1 = 127999
+    # is exact (fires from v = 128,000 * 64, SpikingJelly's first value).
+    assert if2["scale"] == 128.0 and g.node_meta("fc")["quant"]["weight_exp"] == 1
+    assert (if2["membrane_granule"], if2["vth"], if2["threshold_exact"]) == (128, 127999, True)
 
 
 def test_quantized_graph_runs_in_loihi_mode() -> None:
