@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from snncc.analysis.feeds import to_feeds
 from snncc.cli.main import main
 from snncc.data.digits import digits
 from snncc.ir.ops import op_equal
@@ -30,21 +31,22 @@ TRAIN = 128
 LR = 0.5  # mantissa units per Adam step: two steps on 128 samples move thousands of integers
 
 
-@pytest.fixture(scope="module")
-def tuned_file(tmp_path_factory):  # noqa: ANN001, ANN201
-    """Run the CLI once (JSON result, output path)."""
+@pytest.fixture(scope="module", params=["loihi", "spinnaker"])
+def tuned_file(request, tmp_path_factory):  # noqa: ANN001, ANN201
+    """Run the CLI once per target (target, JSON result, output path)."""
     torch.set_num_threads(1)
+    target = request.param
     out = tmp_path_factory.mktemp("ft") / "model_ft.pt"
     import contextlib
     import io
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        rc = main(["finetune", str(CHECKPOINT), "--target", "loihi", "--data", "digits",
+        rc = main(["finetune", str(CHECKPOINT), "--target", target, "--data", "digits",
                    "--train-samples", str(TRAIN), "--lr", str(LR), "-o", str(out),
                    "--json"])  # fmt: skip
     assert rc == 0, buf.getvalue()
-    return json.loads(buf.getvalue()), out
+    return target, json.loads(buf.getvalue()), out
 
 
 def _deployed(g) -> list[str]:  # noqa: ANN001
@@ -52,8 +54,8 @@ def _deployed(g) -> list[str]:  # noqa: ANN001
 
 
 def test_compile_deploys_exactly_the_trained_integers(tuned_file, tmp_path) -> None:  # noqa: ANN001
-    result, out = tuned_file
-    setup = prepare(str(CHECKPOINT), "loihi", "digits")
+    target, result, out = tuned_file
+    setup = prepare(str(CHECKPOINT), target, "digits")
     x, y = digits("train", size=16)
     want = finetune(setup.program, x[:TRAIN], y[:TRAIN], epochs=1, lr=LR, batch=64, seed=0)
     changed = sum(
@@ -63,7 +65,8 @@ def test_compile_deploys_exactly_the_trained_integers(tuned_file, tmp_path) -> N
     )
     assert changed > 100 and result["changed_integers"] == changed
     build = tmp_path / "build"
-    rc = main(["compile", str(out), "--target", "loihi", "--budget", "2MB", "--eval", "digits",
+    budget = "2MB" if target == "loihi" else "1board"
+    rc = main(["compile", str(out), "--target", target, "--budget", budget, "--eval", "digits",
                "-o", str(build)])  # fmt: skip
     assert rc == 0
     got = load(build / "ir")
@@ -71,18 +74,18 @@ def test_compile_deploys_exactly_the_trained_integers(tuned_file, tmp_path) -> N
     for n in _deployed(want):
         assert op_equal(got.op(n), want.op(n)), n
     # Without calibration data the grid is the same (pinned), so the program is too.
-    plain = from_model(str(out), "loihi").graph
+    plain = from_model(str(out), target).graph
     for n in _deployed(want):
         assert op_equal(plain.op(n), want.op(n)), n
 
 
 def test_pytorch_forward_equals_the_reference(tuned_file) -> None:  # noqa: ANN001
-    _, out = tuned_file
-    prog = from_model(str(out), "loihi")
+    target, _, out = tuned_file
+    prog = from_model(str(out), target)
     x, _ = digits("test", size=16)
     feeds = prog.feeds(x[:4])
     res = prog(feeds)
-    ref = run(prog.graph, {k: v.numpy() for k, v in feeds.items()}, "loihi", record="all")
+    ref = run(prog.graph, {k: v.numpy() for k, v in feeds.items()}, target, record="all")
     fired = 0
     for n, s in res.spikes.items():
         assert np.array_equal(s.numpy(), ref.spikes[n]), n
@@ -90,16 +93,23 @@ def test_pytorch_forward_equals_the_reference(tuned_file) -> None:  # noqa: ANN0
     assert fired > 0
 
 
-def test_accuracy_before_and_after_are_reported(tuned_file) -> None:  # noqa: ANN001
-    result, _ = tuned_file
-    assert result["test_samples"] == 450
+def _accuracy(g, mode: str) -> float:  # noqa: ANN001
+    x, y = digits("test", size=16)
+    out = run(g, to_feeds(g, x), mode).outputs[g.outputs[0]]
+    return float(np.mean(out.reshape(len(y), -1).argmax(-1) == y))
+
+
+def test_accuracy_before_and_after_are_reported(tuned_file, tmp_path) -> None:  # noqa: ANN001
+    target, result, out = tuned_file
+    setup = prepare(str(CHECKPOINT), target, "digits")
+    assert result["test_samples"] == 450 and len(result["losses"]) == 1
     assert result["float_accuracy"] == pytest.approx(0.9689, abs=1e-3)  # the checkpoint's
-    assert result["accuracy_before"] == pytest.approx(0.9689, abs=1e-3)
-    assert 0.0 < result["accuracy_after"] <= 1.0 and len(result["losses"]) == 1
+    assert result["accuracy_before"] == _accuracy(setup.program, target)
+    assert result["accuracy_after"] == _accuracy(from_model(str(out), target).graph, target)
 
 
 def test_existing_output_is_not_overwritten(tuned_file, capsys) -> None:  # noqa: ANN001
-    _, out = tuned_file
+    _, _, out = tuned_file
     before = out.read_bytes()
     rc = main(["finetune", str(CHECKPOINT), "--target", "loihi", "--data", "digits",
                "-o", str(out)])  # fmt: skip
