@@ -208,11 +208,13 @@ def test_digits_program_structure() -> None:
         assert np.all(w != 0) and np.all(np.abs(w) <= 0xFFFF)
 
 
-def test_and_expansion_matches_the_memory_model() -> None:
-    """The partitioner costs exactly the AND neurons the lowering builds (snncc.memory)."""
+@pytest.mark.parametrize("name", ["digits", "sdt-spikes"])
+def test_and_expansion_matches_the_memory_model(name: str) -> None:
+    """The partitioner costs exactly the AND and OR neurons the lowering builds (snncc.memory):
+    attention products (digits), SDT's masks and its chained spike max-pools (sdt-spikes)."""
     from snncc.memory import deployed_units
 
-    case = get_case("digits")
+    case = get_case(name)
     units = {u.name: u for u in deployed_units(case.graph, "spinnaker")}
     for p in case.spec.populations:
         if p.role in ("and", "or"):
