@@ -78,8 +78,9 @@ def balance_latency(g: Graph, ctx: PassContext) -> Graph:
 
     Requires: ``lower`` ran (``ctx.config["program_spec"]`` a ProgramSpec or None).
     Ensures:  the spec is balanced (:func:`~snncc.backends.lower.balance.balance`): merging
-              paths arrive at the same Lava step, a run of B samples takes ``B·T + depth``
-              steps; population nodes gain meta ``lowered.depth``; nothing else changes.
+              paths arrive at the same step (of Lava, or of the SpiNNaker simulator), a run
+              of B samples takes ``spec.run_steps(B)`` steps; population nodes gain meta
+              ``lowered.depth``; nothing else changes.
               A delay beyond one connection's 62 steps is a ``LOW010`` warning (spec -> None).
     """
     spec: ProgramSpec | None = ctx.config.get(SPEC_KEY)
@@ -108,8 +109,10 @@ def balance_latency(g: Graph, ctx: PassContext) -> Graph:
     stats: dict[str, Any] = {"depth": spec.depth, "delayed_connections": len(delayed)}
     stats["max_delay"] = max((d for _, d in delayed), default=0)
     ctx.stats.update(stats)
+    # the target's own schedule where it has one (SpiNNaker: one run per sample), else Lava's
+    schedule = getattr(spec, "schedule", None) or f"B*{spec.period} + {spec.depth} Lava steps"
     ctx.decide(
-        f"pipeline depth {spec.depth}: a run of B samples takes B*{spec.period} + {spec.depth} "
-        f"Lava steps; {len(delayed)} connections delayed (at most {stats['max_delay']} steps)"
+        f"pipeline depth {spec.depth}: a run of B samples takes {schedule}; "
+        f"{len(delayed)} connections delayed (at most {stats['max_delay']} steps)"
     )
     return g

@@ -13,7 +13,8 @@ Do not edit: recompile instead. {pops} populations ({roles}), {conns} synapse li
 
     python network.py --simulator brian2 --input host.npz --out spikes.npz
     python network.py --simulator spinnaker --input host.npz --out spikes.npz   # a real machine
-    python network.py --simulator virtual   # map on a virtual SpiNN-5 board (no spikes)
+    python network.py --simulator virtual   # map on a virtual SpiNN-5 board (no spikes; its
+                                            # temporary HOME and reports are removed after)
 
 host.npz holds, per host-fed population (HOST_POPULATIONS), its spikes [T, B, n] (0/1): the
 host computes the first neurons (snncc.backends.spinnaker.host.encode). spikes.npz receives per
@@ -36,8 +37,10 @@ weights.npz (s16.15 raw values: 2^15 per mV), docs/spinnaker.md:
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -281,6 +284,12 @@ def windows(raw: dict, batch: int) -> dict:
     return {name: s[depth[name]:depth[name] + T] for name, s in raw.items()}
 
 
+def _remove(workdir: str, cwd: str) -> None:
+    """Delete a virtual board's temporary HOME (config, sPyNNaker's reports) at exit."""
+    os.chdir(cwd)
+    shutil.rmtree(workdir)
+
+
 def main(argv=None) -> None:
     """Command line: load weights.npz and the host spikes, run, write the spikes."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -297,11 +306,18 @@ def main(argv=None) -> None:
         host = {name: np.zeros((T, 1, n), np.uint8) for name, n, *_ in POPULATIONS
                 if name in HOST_POPULATIONS}
     batch = next(iter(host.values())).shape[1] if host else 1
-    sim = setup(args.simulator)
+    out = Path(args.out).resolve() if args.out else None  # setup("virtual") changes directory
+    workdir = None
+    if args.simulator == "virtual":
+        workdir = tempfile.mkdtemp(prefix="snncc-virtual-")
+        # Registered before sPyNNaker is imported: atexit runs last-in first-out, and
+        # spinn_utilities' own exit handler still writes its log store into workdir/reports.
+        atexit.register(_remove, workdir, os.getcwd())
+    sim = setup(args.simulator, workdir)
     raw = run(sim, args.simulator, host, batch, data)
     sim.end()
-    if args.out:
-        np.savez(args.out, **windows(raw, batch))
+    if out is not None:
+        np.savez(out, **windows(raw, batch))
     print(f"{batch} samples on {args.simulator}", file=sys.stderr)
 
 

@@ -91,7 +91,8 @@ class SpiNNakerProgram(ProgramSpec):
     def schedule(self) -> str:
         """How a run of B samples is scheduled (the report's ``program.run_steps``)."""
         return (
-            f"B*({self.timesteps} + {self.depth}): one sim.run of T + depth steps per sample, "
+            f"B*({self.timesteps} + {self.depth}) simulator steps: one sim.run of T + depth "
+            "steps per sample, "
             "sim.reset() between samples"
         )
 

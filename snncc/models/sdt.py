@@ -43,13 +43,29 @@ class MSSPS(nn.Module):
     """MS-SPS tokenizer: ``Conv3x3 -> BN -> LIF (-> MaxPool)`` ×3, ``Conv3x3 -> BN (-> MaxPool)``,
     then the membrane RPE ``BN(Conv3x3(LIF(x_feat))) + x_feat``. ``pooling_stat`` says which of
     the four stages max-pool (``"1111"`` ImageNet, ``"0011"`` CIFAR, ``"0111"`` gestures).
+
+    ``last_pool`` says where the fourth stage's max-pool acts: ``"currents"`` (the original) pools
+    the BN outputs of ``proj_conv3``; ``"spikes"`` pools the spikes that enter ``proj_conv3``
+    instead (the conv then runs at the pooled size). Why the option: a max of currents is no
+    synaptic sum, so targets whose neurons only sum synapses (SpiNNaker) cannot compute it
+    exactly, while a max of spikes is an OR of them, which every target runs exactly
+    (docs/spinnaker.md). The variant is a different model: train it as such.
     """
 
-    def __init__(self, in_channels: int, embed_dims: int, pooling_stat: str = "1111") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        embed_dims: int,
+        pooling_stat: str = "1111",
+        last_pool: str = "currents",
+    ) -> None:
         super().__init__()
         if len(pooling_stat) != 4 or set(pooling_stat) - {"0", "1"}:
             raise ValueError(f"pooling_stat must be 4 characters of 0/1, got {pooling_stat!r}")
+        if last_pool not in ("currents", "spikes"):
+            raise ValueError(f"last_pool must be 'currents' or 'spikes', got {last_pool!r}")
         self.pooling = tuple(c == "1" for c in pooling_stat)
+        self.last_pool = last_pool
         widths = [in_channels, embed_dims // 8, embed_dims // 4, embed_dims // 2, embed_dims]
         for i in range(4):
             sfx = str(i) if i else ""
@@ -69,8 +85,11 @@ class MSSPS(nn.Module):
             x = getattr(self, f"proj_lif{sfx}")(x.reshape(T, B, *x.shape[1:])).flatten(0, 1)
             if self.pooling[i]:
                 x = getattr(self, f"maxpool{sfx}")(x)
+        pool_spikes = self.pooling[3] and self.last_pool == "spikes"
+        if pool_spikes:
+            x = self.maxpool3(x)
         x = self.proj_bn3(self.proj_conv3(x))
-        if self.pooling[3]:
+        if self.pooling[3] and not pool_spikes:
             x = self.maxpool3(x)
         x_feat = x
         C, H, W = x.shape[1], x.shape[2], x.shape[3]
@@ -171,6 +190,8 @@ class MSBlock(nn.Module):
 class SpikeDrivenTransformer(nn.Module):
     """MS-SPS, ``depths`` blocks, token mean, ``head_lif``, Linear head per step, mean over T.
 
+    ``last_pool="spikes"`` is the tokenizer variant that SpiNNaker runs (:class:`MSSPS`).
+
     Static images ``[B, C, H, W]`` are repeated ``T`` times; with ``event_input=True`` the input
     is event frames ``[B, T, C, H, W]`` (transposed to time-first, as the original does).
     """
@@ -188,13 +209,14 @@ class SpikeDrivenTransformer(nn.Module):
         T: int = 4,
         pooling_stat: str = "1111",
         event_input: bool = False,
+        last_pool: str = "currents",
     ) -> None:
         super().__init__()
         self.T = T
         self.img_size = img_size
         self.num_classes = num_classes
         self.event_input = event_input
-        self.patch_embed = MSSPS(in_channels, embed_dims, pooling_stat)
+        self.patch_embed = MSSPS(in_channels, embed_dims, pooling_stat, last_pool)
         self.block = nn.ModuleList(
             MSBlock(embed_dims, num_heads, mlp_ratios) for _ in range(depths)
         )
@@ -234,12 +256,26 @@ def build(**config: Any) -> SpikeDrivenTransformer:
     return SpikeDrivenTransformer(**config)
 
 
-_IMAGENET = {"img_size": 224, "in_channels": 3, "num_classes": 1000, "T": 4, "pooling_stat": "1111"}
-_CIFAR = {"img_size": 32, "in_channels": 3, "num_classes": 10, "T": 4, "pooling_stat": "0011"}
+_IMAGENET = {
+    "img_size": 224,
+    "in_channels": 3,
+    "num_classes": 1000,
+    "T": 4,
+    "pooling_stat": "1111",
+    "last_pool": "currents",
+}
+_CIFAR = {
+    "img_size": 32,
+    "in_channels": 3,
+    "num_classes": 10,
+    "T": 4,
+    "pooling_stat": "0011",
+    "last_pool": "currents",
+}
 _GESTURE = {"img_size": 128, "in_channels": 2, "num_classes": 11, "T": 16, "pooling_stat": "0111",
-            "event_input": True}  # fmt: skip
+            "event_input": True, "last_pool": "currents"}  # fmt: skip
 _TINY = {"img_size": 32, "in_channels": 2, "num_classes": 8, "T": 4, "pooling_stat": "0111",
-         "event_input": True}  # fmt: skip
+         "event_input": True, "last_pool": "currents"}  # fmt: skip
 
 # (name, description, published parameters in M, config)
 _CONFIGS: tuple[tuple[str, str, float | None, dict[str, Any]], ...] = (

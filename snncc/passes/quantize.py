@@ -39,7 +39,11 @@ spikes, so no parameter choice reproduces them.
 Before the streams are found, the Loihi quantizer rewrites the deployed part into plain synaptic
 sums (:mod:`snncc.quant.rewrite`): SEW residuals as one projection per spike source, sums of
 spikes read by neurons as unit-weight synapses, pointwise channel maps folded into the next conv,
-a mean of currents read by a neuron as a sum with the neuron's gain. The readout then gets host
+a mean of currents read by a neuron as a sum with the neuron's gain (the SpiNNaker quantizer
+applies all but the SEW one, which its lowering does itself). A max-pool of currents runs on
+Loihi only (an exact integer program); on SpiNNaker it is refused after its stream is quantized,
+with the size of its exact threshold-level expansion (``QNT001``,
+:func:`snncc.quant.spinnaker.refuse_max_pools`). The readout then gets host
 copies of the currents and counts it reads (:func:`snncc.quant.common.clone_for_host`) and
 deployed values nothing reads any more are removed.
 
@@ -113,6 +117,8 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
     record: dict = {"target": target, "streams": {}, "weights": {}}
     for stream in split.streams:
         plan = TARGETS[target](g, stream, bounds.get(stream.host) if stream.host else None)
+        if target == "spinnaker":
+            spinnaker.refuse_max_pools(g, stream)
         layers.extend(plan.rows)
         record["streams"][stream.neurons[0]] = plan.pin
         for n in stream.entries:
@@ -167,8 +173,6 @@ def prepare_streams(g: Graph, ctx: PassContext, target: str) -> tuple[Split, lis
     if target == "loihi" or rewritten:
         ctx.count("pruned", len(prune_deployed(g)))
         split = split_graph(g)
-    if target != "loihi":
-        _check_max_pools(g, split, target)
     return split, copies
 
 
@@ -181,12 +185,11 @@ LOIHI_REWRITES = (
 )
 
 
-#: SpiNNaker rewrites: the channel-map fold (Elastic Spikformer's tokenizer). SEW sums need
-#: none (the SpiNNaker lowering gives each spike source its own projection itself); a mean of
-#: currents read as a sum with an input gain has no IF_curr_delta form yet (the SpiNNaker
-#: quantizer has no input gain), and SDT, the one model with sums of spikes read by neurons,
-#: also max-pools currents, which sPyNNaker cannot compute: both stay refused.
-SPINNAKER_REWRITES = LOIHI_REWRITES[:1]
+#: SpiNNaker rewrites: all but the SEW distribution, which the SpiNNaker lowering does itself
+#: (one projection per spike source). SDT's talking-heads column sum becomes a unit-weight
+#: synapse from its AND neurons, and its head's token mean of currents a sum read with the
+#: head neuron's input gain (the SpiNNaker quantizer multiplies that neuron's threshold by N).
+SPINNAKER_REWRITES = (LOIHI_REWRITES[0], LOIHI_REWRITES[1], LOIHI_REWRITES[3])
 REWRITES = {"loihi": LOIHI_REWRITES, "spinnaker": SPINNAKER_REWRITES}
 
 
@@ -206,20 +209,6 @@ def _rewrite_for_loihi(g: Graph, ctx: PassContext, rewrites: tuple = LOIHI_REWRI
                 what_n = what
             ctx.decide(f"{n}: {what_n}")
     return total
-
-
-def _check_max_pools(g: Graph, split: Split, target: str) -> None:
-    """Max-pools of currents run on Loihi only (as part of an exact integer program)."""
-    for s in split.streams:
-        for n in s.nodes:
-            if isinstance(g.op(n), O.MaxPool2d):
-                raise SnnccError(
-                    f"{n}: MaxPool2d of currents cannot run on {target}: a max of membrane "
-                    "currents is not a synaptic sum and the target has no process computing it",
-                    code="QNT001",
-                    hint="pool the spikes after the neuron instead, or compile for loihi",
-                    exit_code=2,
-                )
 
 
 def _check_mappable_neurons(g: Graph, target: str) -> None:

@@ -41,6 +41,7 @@ from snncc.ir.graph import Graph
 from snncc.quant import pins
 from snncc.quant.common import Bound, exact_ratio, float_limits, neuron_spec, scale_exponent
 from snncc.quant.loihi import StreamPlan
+from snncc.quant.loihi_neurons import input_gain
 from snncc.quant.streams import (
     SYNAPTIC,
     Stream,
@@ -124,13 +125,13 @@ def _bounds(
     g: Graph, stream: Stream, gain: float, host_bound: float | None
 ) -> tuple[dict[str, Bound], dict[str, np.ndarray], float, float]:
     """The exact limits on the scale σ, the bias per neuron and the worst per-step inputs."""
-    vth = {n: neuron_spec(g, n, "spinnaker").v_threshold for n in stream.neurons}
+    vth = {n: _threshold(g, n) for n in stream.neurons}
     top = max(vth, key=vth.__getitem__)
     bounds: dict[str, Bound] = {
         "vth": Bound(
             exact_ratio(VTH_LIMIT, vth[top]),
             top,
-            f"threshold {vth[top]:.4g}",
+            f"threshold {float(vth[top]):.4g}",
             "v_threshold must stay below 2^38 on spinnaker (2^14 mV at the smallest scale, "
             "2^-24): check this neuron's v_threshold",
         )
@@ -152,7 +153,7 @@ def _bounds(
         bounds["host_vth"] = Bound(
             exact_ratio(HOST_VTH_LIMIT, vth[top]),
             top,
-            f"threshold {vth[top]:.4g} of a host-fed neuron",
+            f"threshold {float(vth[top]):.4g} of a host-fed neuron",
             "a host-fed neuron's v_threshold must stay below 2^36 on spinnaker: check this "
             "neuron's v_threshold",
         )
@@ -166,15 +167,16 @@ def _bounds(
             w_top = peaks[entry]
             node, what, code = (
                 entry,
-                f"weights up to {w_top:.4g} give {hot} (threshold {vth[hot]:.4g}) an input of "
-                f"up to {max(pos_max, neg_max):.4g} per step (plus a constant {b_max:.4g})",
+                f"weights up to {w_top:.4g} give {hot} (threshold {float(vth[hot]):.4g}) an "
+                f"input of up to {max(pos_max, neg_max):.4g} per step (plus a constant "
+                f"{b_max:.4g})",
                 "QNT004",
             )
         elif stream.nodes:
             node, what, code = (
                 top,
                 f"constant input (BN-folded bias) {b_max:.4g} next to thresholds up to "
-                f"{vth[top]:.4g}",
+                f"{float(vth[top]):.4g}",
                 "QNT007",
             )
         else:
@@ -188,6 +190,18 @@ def _bounds(
             Fraction(INPUT_LIMIT) / (Fraction(gain) * total), node, what, hint, code
         )
     return bounds, bias, pos_max, neg_max
+
+
+def _threshold(g: Graph, n: str) -> Fraction:
+    """The neuron's threshold in units of its stream value: ``v_th`` times the input gain.
+
+    Why the gain: a neuron that reads a sum standing for a mean of ``N`` currents (meta
+    ``input_gain = N``, :func:`snncc.quant.rewrite.mean_currents_as_gain`) sees ``N·x``; with
+    its reset to 0 and the same leak, threshold ``N·v_th`` makes it fire exactly when the
+    neuron fed ``x`` does, and the sum is made of stored weights where the mean is not.
+    """
+    spec = neuron_spec(g, n, "spinnaker")
+    return Fraction(spec.v_threshold) * input_gain(g, n)
 
 
 def _peak(op: O.Op) -> float:
@@ -312,7 +326,7 @@ def _neuron(
     tau = math.inf if spec.tau is None else float(spec.tau)  # IF was rejected by _gain
     leak = 1.0 - 1.0 / tau
     op = O.SpiNNakerLIF(
-        v_thresh=place_threshold(Fraction(sigma) * Fraction(spec.v_threshold)),
+        v_thresh=place_threshold(Fraction(sigma) * _threshold(g, n)),
         exp_tc=exp_tc_raw(tau),
         r=ONE,
         i_offset=_on_grid(np.asarray(bias) * sigma * gain, shifts),
@@ -326,3 +340,52 @@ def _neuron(
     q.update({"tau_m_ms": tau_m, "cm_nF": tau_m, "tau_refrac": 0.0, "host_fed": bool(stream.host)})
     g.node_meta(n)["quant"] = q
     return {"node": n, "kind": "SpiNNakerLIF", **q}
+
+
+def refuse_max_pools(g: Graph, stream: Stream) -> None:
+    """Refuse (``QNT001``) a quantized stream that max-pools currents, with what it would cost.
+
+    Why no exact lowering: sPyNNaker's ``IF_curr_delta`` only sums static synapses, and a max of
+    currents is no sum. The one exact form in threshold neurons is the level expansion
+    ``max_i c_i = lo + Σ_k OR_i [c_i >= k]``: one memoryless threshold neuron per input current
+    and integer level ``k`` of the quantized current, and one OR neuron per output and level.
+    The levels are counted on the quantized stream (its stored weights at the ring-buffer
+    grid), so the message states the neurons that expansion needs: for the zoo's random-weight
+    sdt-tiny, 10,713 levels at its last tokenizer pool, 27 M neurons (docs/spinnaker.md).
+    """
+    pools = [n for n in stream.nodes if isinstance(g.op(n), O.MaxPool2d)]
+    if not pools:
+        return
+    n = pools[0]
+    (x,) = g.inputs_of(n)
+    n_in, n_out = math.prod(g.type(x).shape), math.prod(g.type(n).shape)
+    op, levels = g.op(n), _levels(g, stream, x)
+    raise SnnccError(
+        f"{n} ({g.loc(n) or g.src(n)}): MaxPool2d(kernel={op.kernel}, stride={op.stride}) of "
+        f"currents cannot run exactly on spinnaker: sPyNNaker's IF_curr_delta neurons only sum "
+        f"static synapses and a max of currents is no sum; its exact expansion into threshold "
+        f"neurons (max c = lo + sum_k OR_i [c_i >= k]) spans {levels} integer levels of the "
+        f"quantized current, i.e. {levels * (n_in + n_out):,} neurons ({levels} x ({n_in} "
+        f"inputs + {n_out} outputs))",
+        code="QNT001",
+        hint="max-pool the spikes before the conv instead (OR neurons, exact on spinnaker; the "
+        'zoo\'s sdt: config last_pool="spikes", a different model to train), or compile for '
+        "loihi (an exact integer program computes this max)",
+        exit_code=2,
+    )
+
+
+def _levels(g: Graph, stream: Stream, x: str) -> int:
+    """The most integer levels (on the stream's ring-buffer grid) a current ``x`` spans.
+
+    Requires: the stream is quantized (its entries hold stored weights). The largest positive
+    and negative sums of stored weights at ``x`` (:func:`stream_bounds`, sources at their
+    maximum) are in units of ``2^exc_shift`` and ``2^inh_shift``; the finer of the two is the grid.
+    """
+    pos, neg = stream_bounds(g, stream)
+    shifts = [g.node_meta(e)["quant"] for e in stream.entries]
+    exc = min(q["exc_shift"] for q in shifts)
+    inh = min(q["inh_shift"] for q in shifts)
+    p = np.asarray(pos[x], np.float64).astype(np.int64) << exc
+    m = np.asarray(neg[x], np.float64).astype(np.int64) << inh
+    return int(np.max((p + m) >> min(exc, inh), initial=0))

@@ -26,6 +26,7 @@ from snncc.backends.spinnaker import emit, host, simulate
 from snncc.backends.spinnaker.exact import check_population, unit_neuron
 from snncc.backends.spinnaker.spec import SpiNNakerPopulation, SpiNNakerProgram, hop, identity
 from snncc.data.digits import digits
+from snncc.data.gestures import gestures
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
@@ -68,9 +69,18 @@ def front(ref: str, slice_: tuple[int, int, int] | None = None, **config: object
     return g
 
 
-def tuned(g: Graph, rate: float = RATE) -> Graph:
+def _digits(split: str, n: int) -> np.ndarray:
+    return digits(split)[0][:n]
+
+
+def _gestures(split: str, n: int) -> np.ndarray:
+    x, _ = gestures(n_per_class=2, split=split)
+    return np.moveaxis(x[:n], 1, 0)  # [B, T, ...] -> [T, B, ...]
+
+
+def tuned(g: Graph, rate: float = RATE, data: Callable[[str, int], np.ndarray] = _digits) -> Graph:
     """Each LIF's threshold, in graph order, set so that it fires ``rate`` of the time."""
-    calib = {g.inputs[0]: digits("train")[0][:8]}
+    calib = {g.inputs[0]: data("train", 8)}
     for n in g.topo_order():
         op = g.op(n)
         if not isinstance(op, O.LIF):
@@ -95,7 +105,11 @@ CASES: dict[str, Callable[[], Graph]] = {
     "elastic-slice": lambda: tuned(front("elastic-spikingformer-tiny", (1, 2, 1))),
     "lsformer-lif": lambda: tuned(front("lsformer-tiny", spool_neuron="lif")),
     "elastic-spikformer": lambda: tuned(front("elastic-spikformer-tiny", (1, 2, 1))),
+    # SDT with its last tokenizer max-pool on spikes (the original pools currents: QNT001)
+    "sdt-spikes": lambda: tuned(front("sdt-tiny", last_pool="spikes"), data=_gestures),
 }
+#: Cases whose input is not digits (the rest read digits("test")).
+DATA: dict[str, Callable[[str, int], np.ndarray]] = {"sdt-spikes": _gestures}
 
 
 @dataclass
@@ -107,6 +121,7 @@ class Case:
     spec: SpiNNakerProgram
     inputs: dict[str, np.ndarray]
     reference: RunResult
+    decisions: dict[str, list[str]]  # pass name -> its decision lines
 
     def reference_spikes(self, node: str) -> np.ndarray:
         return (np.asarray(self.reference.values[node]) != 0).astype(np.uint8)
@@ -126,9 +141,10 @@ def get_case(name: str) -> Case:
     if name not in _BUILT:
         ctx = PassContext(config={"target": "spinnaker", "require_program": True})
         q, ctx = run_pipeline(CASES[name](), [quantize, lower, balance_latency], ctx)
-        inputs = {q.inputs[0]: digits("test")[0][:SAMPLES]}
+        inputs = {q.inputs[0]: DATA.get(name, _digits)("test", SAMPLES)}
         ref = run(q, inputs, "spinnaker", record="all")
-        _BUILT[name] = Case(name, q, ctx.config[SPEC_KEY], inputs, ref)
+        decisions = {r.name: r.decisions for r in ctx.records}
+        _BUILT[name] = Case(name, q, ctx.config[SPEC_KEY], inputs, ref, decisions)
     return _BUILT[name]
 
 
@@ -164,6 +180,14 @@ def test_every_projection_arrives_at_its_depth(case: Case) -> None:
     assert all(p.depth >= 1 for p in case.spec.populations if p.role != "host")
 
 
+def test_balance_states_the_spinnaker_schedule() -> None:
+    """The shared balancing pass reports SpiNNaker's schedule (a run per sample), not Lava's."""
+    case = get_case("lsformer-lif")
+    (line,) = [d for d in case.decisions["balance_latency"] if "pipeline depth" in d]
+    t, depth = case.spec.timesteps, case.spec.depth
+    assert f"B*({t} + {depth}) simulator steps: one sim.run" in line and "Lava" not in line
+
+
 def test_digits_program_structure() -> None:
     """What the digits checkpoint becomes (docs/spinnaker.md walks through it)."""
     spec = get_case("digits").spec
@@ -184,11 +208,13 @@ def test_digits_program_structure() -> None:
         assert np.all(w != 0) and np.all(np.abs(w) <= 0xFFFF)
 
 
-def test_and_expansion_matches_the_memory_model() -> None:
-    """The partitioner costs exactly the AND neurons the lowering builds (snncc.memory)."""
+@pytest.mark.parametrize("name", ["digits", "sdt-spikes"])
+def test_and_expansion_matches_the_memory_model(name: str) -> None:
+    """The partitioner costs exactly the AND and OR neurons the lowering builds (snncc.memory):
+    attention products (digits), SDT's masks and its chained spike max-pools (sdt-spikes)."""
     from snncc.memory import deployed_units
 
-    case = get_case("digits")
+    case = get_case(name)
     units = {u.name: u for u in deployed_units(case.graph, "spinnaker")}
     for p in case.spec.populations:
         if p.role in ("and", "or"):
@@ -272,6 +298,34 @@ def test_refusals_name_the_node_and_the_reason() -> None:
         with pytest.raises(SnnccError) as e:
             run_pipeline(front(name), [quantize, lower, balance_latency], ctx)
         assert e.value.code == code, (name, e.value.code, e.value.message)
+
+
+def test_sdt_max_pool_of_currents_is_refused_with_its_cost_and_the_variant() -> None:
+    """SDT's last tokenizer max-pool acts on conv currents: no exact IF_curr_delta form at a
+    sane cost. The message names the node and its source line, the threshold-level expansion's
+    size on the quantized weights, and the variant that pools spikes (which compiles: the
+    ``sdt-spikes`` case)."""
+    g = front("sdt-tiny")
+    with pytest.raises(SnnccError) as e:
+        quantize(g, PassContext(config={"target": "spinnaker"}))
+    msg, hint = e.value.message, e.value.hint
+    assert e.value.code == "QNT001" and e.value.exit_code == 2
+    assert msg.startswith("patch_embed.maxpool3 (") and "sdt.py:" in msg
+    assert "of currents cannot run exactly on spinnaker" in msg
+    assert 'last_pool="spikes"' in hint and "loihi" in hint
+    # the levels, independently: the quantized conv's stored weights over one interior window
+    # of its 0/1 inputs, positive ones at the excitatory shift, negative at the inhibitory one
+    conv = "patch_embed.proj_conv3"
+    w, q = np.asarray(g.op(conv).weight, np.int64), g.node_meta(conv)["quant"]
+    exc, inh = q["exc_shift"], q["inh_shift"]
+    pos, neg = np.maximum(w, 0).sum(axis=(1, 2, 3)), np.maximum(-w, 0).sum(axis=(1, 2, 3))
+    span = (pos << exc) + (neg << inh)
+    levels = int(span.max()) >> min(exc, inh)
+    n_in, n_out = 32 * 8 * 8, 32 * 4 * 4  # 32 channels pooled from 8x8 to 4x4
+    assert f"spans {levels} integer levels" in msg
+    neurons = f"{levels * (n_in + n_out):,} neurons ({levels} x ({n_in} inputs + {n_out} outputs))"
+    assert neurons in msg
+    assert levels > 1000  # why the expansion is refused
 
 
 def test_board_budgets_count_spinn5_boards() -> None:

@@ -81,6 +81,25 @@ def test_emitted_network_runs_from_the_command_line(tmp_path: Path, runtime_pyth
 
 
 @pytest.mark.runtime
+def test_virtual_board_run_leaves_no_temporary_directory(
+    tmp_path: Path, runtime_python: str
+) -> None:
+    """``python network.py --simulator virtual`` maps in a temporary HOME and removes it."""
+    c = get_case("elastic-slice")
+    build, scratch = tmp_path / "build", tmp_path / "tmp"
+    scratch.mkdir()
+    emit.emit(c.spec, build, label="elastic slice")
+    before = sorted(p.name for p in build.iterdir())
+    subprocess.run(
+        [runtime_python, "network.py", "--simulator", "virtual"],
+        cwd=build, check=True, capture_output=True, timeout=600,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "TMPDIR": str(scratch)},
+    )  # fmt: skip
+    assert list(scratch.iterdir()) == []
+    assert sorted(p.name for p in build.iterdir()) == before
+
+
+@pytest.mark.runtime
 def test_snncc_run_checks_a_spinnaker_build_on_brian2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

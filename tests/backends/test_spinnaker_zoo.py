@@ -9,7 +9,10 @@ or one refusal code naming why sPyNNaker's ``IF_curr_delta`` cannot run the mode
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+import torch
 
 import snncc.models as M
 from snncc.backends.lower.passes import SPEC_KEY
@@ -22,7 +25,7 @@ from snncc.passes.pipeline import COMPILE_PIPELINE
 from .test_zoo_compiles import _small
 
 #: Family -> refusal code at test size (None: compiles). Why, per code (docs/spinnaker.md):
-#: QNT001 SDT max-pools currents and reads a mean of currents; QNT002 ExpG-IF has no
+#: QNT001 SDT max-pools currents (its last_pool="spikes" variant compiles); QNT002 ExpG-IF has no
 #: IF_curr_delta form; QNT008 a non-leaky IF has no exact sPyNNaker form.
 REFUSED = {"sdt": "QNT001", "ge2mst": "QNT002", "lsformer": "QNT008"}
 #: Names refused for their own configuration: tau = 1.5 (exp_TC = 1/3) rounds in sPyNNaker's
@@ -58,3 +61,13 @@ def test_every_registered_model_compiles_for_spinnaker_or_is_refused(name: str) 
 def test_tiny_configurations_as_registered() -> None:
     for name in sorted(n for n in M.names() if n.endswith("-tiny")):
         assert _outcome(resolve_model(name)) == REFUSED.get(M.spec(name).family), name
+
+
+@pytest.mark.parametrize("name", [n for n in M.names() if M.spec(n).family == "sdt"])
+def test_sdt_pooling_spikes_compiles_for_spinnaker(name: str) -> None:
+    """Every registered SDT layout at test size, with last_pool="spikes", compiles."""
+    loaded = _small(name)
+    cfg = {**loaded.config, "last_pool": "spikes"}
+    torch.manual_seed(0)
+    module = M.create(name, **{k: v for k, v in cfg.items() if M.spec(name).config[k] != v})
+    assert _outcome(dataclasses.replace(loaded, module=module.eval(), config=cfg)) is None

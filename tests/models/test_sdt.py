@@ -168,6 +168,34 @@ def test_imagenet_config_on_small_images() -> None:
         snncc.models.create("sdt-tiny", pooling_stat="01")
 
 
+def test_last_pool_spikes_pools_the_spikes_entering_the_last_conv() -> None:
+    """``last_pool="spikes"`` (the SpiNNaker variant) max-pools proj_lif2's spikes before
+    proj_conv3, which then runs at the pooled 4x4; the original pools proj_conv3's BN output."""
+    x = _events(2, 2)
+    seen: dict[str, dict[str, torch.Tensor]] = {}
+    for mode in ("currents", "spikes"):
+        model = _excite(snncc.models.create("sdt-tiny", last_pool=mode), x)
+        got = seen.setdefault(mode, {})
+
+        def keep(name: str, got: dict = got):  # records the module's input, returns None
+            return lambda _m, inputs, _out: got.update({name: inputs[0]})
+
+        hooks = [
+            getattr(model.patch_embed, m).register_forward_hook(keep(m))
+            for m in ("maxpool3", "proj_conv3")
+        ]
+        assert model(x).shape == (2, 8)
+        for h in hooks:
+            h.remove()
+    spikes = seen["spikes"]["maxpool3"]
+    assert spikes.shape[-2:] == (8, 8) and set(spikes.unique().tolist()) == {0.0, 1.0}
+    assert seen["spikes"]["proj_conv3"].shape[-2:] == (4, 4)
+    assert seen["currents"]["proj_conv3"].shape[-2:] == (8, 8)
+    assert len(seen["currents"]["maxpool3"].unique()) > 2  # BN outputs, not spikes
+    with pytest.raises(ValueError):
+        snncc.models.create("sdt-tiny", last_pool="tokens")
+
+
 def test_committed_gestures_checkpoint_reaches_90_percent() -> None:
     from snncc.checkpoint import load_checkpoint
     from snncc.data import gestures

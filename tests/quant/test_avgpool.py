@@ -241,11 +241,12 @@ def test_pool_of_currents_message_says_current() -> None:
     assert e.value.code == "QNT001" and "pool: AvgPool2d of a current value" in msg
 
 
-def _mean_of_spikes_graph() -> Graph:
-    g = _spool_graph(O.IF(v_threshold=0.5))
+def _mean_of_spikes_graph(neuron: O.Op | None = None) -> Graph:
+    neuron = neuron or O.IF(v_threshold=0.5)
+    g = _spool_graph(neuron)
     g.add("absmean", O.Mean(axes=(1, 2), keepdim=True), TensorType((C, 1, 1)))
     g.connect("lif0", "absmean")
-    g.add("lifm", O.IF(v_threshold=0.5), TensorType((C, 1, 1)))
+    g.add("lifm", neuron, TensorType((C, 1, 1)))
     g.connect("absmean", "lifm")
     g.add("fcm", O.Linear(weight=np.ones((2, 1))), TensorType((C, 1, 2)))
     g.connect("lifm", "fcm")
@@ -258,10 +259,16 @@ def _mean_of_spikes_graph() -> Graph:
 
 
 def test_unsupported_op_message_names_the_real_input_kind() -> None:
-    """The generic message used to say "on currents" whatever the input was (on SpiNNaker a
-    mean of spikes read by a neuron still has no synaptic form)."""
+    """The generic message used to say "on currents" whatever the input was. Both quantizers
+    now rewrite a mean of spikes read by a neuron into a synapse first, so the classifier is
+    asked directly, as it sees a graph without that rewrite."""
+    from snncc.quant.lower import lower_avg_pools
+    from snncc.quant.streams import partition_nodes, split_graph
+
+    front, _ = run_pipeline(_mean_of_spikes_graph(), FRONT_PIPELINE)
+    lower_avg_pools(front, partition_nodes(front)[0])  # as quantize does first
     with pytest.raises(SnnccError) as e:
-        _quantize(_mean_of_spikes_graph(), "spinnaker")
+        split_graph(front)
     assert e.value.code == "QNT001"
     assert "absmean: Mean of spike inputs cannot run on chip" in e.value.message
     assert "currents" not in e.value.message
@@ -278,6 +285,16 @@ def test_mean_of_spikes_read_by_a_neuron_is_a_synapse_on_loihi() -> None:
     got = run(g, _feeds(), "loihi").spikes["lifm"]
     assert want.any() and not want.all()
     np.testing.assert_array_equal(got, want)  # 1/64 and the 0.5 threshold are exact integers
+
+
+def test_mean_of_spikes_read_by_a_neuron_is_a_synapse_on_spinnaker() -> None:
+    """The same rewrite on SpiNNaker (with LIF neurons: an IF has no IF_curr_delta form)."""
+    lif = O.LIF(tau=2.0, v_threshold=0.25)
+    g, _ = _quantize(_mean_of_spikes_graph(lif), "spinnaker")
+    op = g.op("absmean")
+    assert isinstance(op, O.Linear) and op.weight.shape == (1, 64)
+    assert g.node_meta("absmean")["rewritten"]["reduction_as_synapse"] == "Mean"
+    assert isinstance(g.op("lifm"), O.SpiNNakerLIF)
 
 
 # -- the leaky-membrane grid --------------------------------------------------------------------
