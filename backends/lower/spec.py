@@ -178,6 +178,9 @@ class ProgramSpec:
     outputs: list[str]
     balanced: bool = False
     notes: list[str] = field(default_factory=list)
+    #: How spike products run and why (``backends.lower.choice``; the report's program
+    #: section); None when there is none or no choice was made. Not part of the file form.
+    attention: dict[str, Any] | None = None
 
     def population(self, name: str) -> Population:
         """The population called ``name`` (KeyError if there is none)."""
