@@ -121,8 +121,13 @@ def _gestures(split: str, n: int) -> np.ndarray:
     return np.moveaxis(x[:n], 1, 0)  # [B, T, ...] -> [T, B, ...]
 
 
-def _program(name: str, g: Graph, data: Callable[[str, int], np.ndarray]) -> Program:
-    ctx = PassContext(config={"target": "loihi", "require_program": True})
+def _program(
+    name: str, g: Graph, data: Callable[[str, int], np.ndarray], attention: str | None = None
+) -> Program:
+    config = {"target": "loihi", "require_program": True}
+    if attention is not None:
+        config["attention"] = attention
+    ctx = PassContext(config=config)
     q, ctx = run_pipeline(g, [quantize, lower, balance_latency], ctx)
     inputs = {q.inputs[0]: data("test", SAMPLES)}
     ref = run(q, inputs, "loihi", record="all")
@@ -280,3 +285,18 @@ def long_relay_program() -> Program:
     """The same with 130 layers and the real 62-step limit: a wait of 130 steps."""
     x = np.random.default_rng(9).normal(0.0, 1, (4, SAMPLES, 8))
     return _program("long-relay", _deep_skip_graph(130), lambda split, n: x)
+
+
+@pytest.fixture(scope="session")
+def attention_programs() -> dict[str, Program]:
+    """A smaller spikingformer-tiny (16 channels, 4 heads of 4, one block: 20,480 AND neurons
+    when expanded), thresholds tuned, lowered both ways from the same graph: spike products as
+    the custom process (``"process"``) and as AND neurons (``"and"``)."""
+    from snncc import models
+    from snncc.loading import resolve_model, to_graph
+
+    loaded = resolve_model("spikingformer-tiny")
+    module = models.create("spikingformer-tiny", embed_dims=16, depths=1)
+    g, _ = run_pipeline(to_graph(dataclasses.replace(loaded, module=module)), FRONT_PIPELINE)
+    g = _tune_thresholds(g, {g.inputs[0]: _digits("train", 8)}, TARGET_RATE)
+    return {a: _program(f"attention-{a}", g, _digits, attention=a) for a in ("process", "and")}
