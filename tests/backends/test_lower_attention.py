@@ -20,52 +20,11 @@ from snncc.backends.lower.passes import SPEC_KEY
 from snncc.backends.lower.simulate import simulate, windows
 from snncc.budget import parse_budget
 from snncc.diagnostics import SnnccError
-from snncc.ir import ops as O
 from snncc.ir.graph import Graph
-from snncc.ir.shapes import output_shape
-from snncc.ir.types import TensorType
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.partition import partition
-from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.passes.quantize import quantize
 from snncc.reference import run
-
-
-def _add(g: Graph, name: str, op: O.Op, *srcs: str) -> None:
-    shape = output_shape(op, [g.type(s).shape for s in srcs])
-    g.add(name, op, TensorType(shape, temporal=not isinstance(op, O.TimeMean)))
-    for src, port in zip(srcs, op.in_ports, strict=True):
-        g.connect(src, name, port)
-
-
-def _attention_graph(consumer: str = "scale", seed: int = 12) -> Graph:
-    """x -> q, k, v LIFs [4 tokens, 6] -> (q·kᵀ)·v -> Scale 1/8 (or a Linear) -> LIF o.
-
-    ``consumer="biased"``: a Linear with a large constant input (a folded BN shift) and a
-    threshold just above it, so the stream's scale gives the Linear a negative exponent.
-    """
-    rng = np.random.default_rng(seed)
-    g = Graph("attn")
-    g.meta["timesteps"] = 4
-    g.add("x", O.Input(shape=(4, 6)), TensorType((4, 6)))
-    g.inputs.append("x")
-    for n in ("q", "k", "v"):
-        _add(g, f"enc_{n}", O.Linear(weight=rng.normal(0.3, 1, (6, 6))), "x")
-        _add(g, n, O.LIF(tau=2.0, v_threshold=0.5), f"enc_{n}")
-    _add(g, "kt", O.Permute((1, 0)), "k")
-    _add(g, "qk", O.MatMul(), "q", "kt")  # [4, 4]: counts up to 6
-    _add(g, "qkv", O.MatMul(), "qk", "v")  # [4, 6]: counts up to 24
-    if consumer == "scale":
-        _add(g, "mix", O.Scale(0.125), "qkv")
-    else:
-        bias = np.full(6, 100.0) if consumer == "biased" else None
-        _add(g, "mix", O.Linear(weight=rng.uniform(-0.5, 1, (6, 6)), bias=bias), "qkv")
-    threshold = {"scale": 0.3, "linear": 1.0, "biased": 100.5}[consumer]
-    _add(g, "o", O.LIF(tau=2.0, v_threshold=threshold), "mix")
-    _add(g, "rate", O.TimeMean(), "o")
-    g.outputs.append("rate")
-    return run_pipeline(g, FRONT_PIPELINE)[0]
-
 
 X = np.random.default_rng(13).normal(0.5, 1, (4, 3, 4, 6))
 
@@ -99,8 +58,8 @@ def _check(q: Graph, spec, inputs: dict[str, np.ndarray]) -> dict[str, float]:
     return rates
 
 
-def test_and_expansion_is_exact_on_the_executor() -> None:
-    q, ctx = _lowered(_attention_graph(), attention="and")
+def test_and_expansion_is_exact_on_the_executor(attention_graph) -> None:
+    q, ctx = _lowered(attention_graph(), attention="and")
     spec = ctx.config[SPEC_KEY]
     assert not [c for c in spec.connections if c.kind == "product"]
     ands = {p.name: p.size for p in spec.populations if p.role == "and"}
@@ -109,8 +68,8 @@ def test_and_expansion_is_exact_on_the_executor() -> None:
     assert rates["qk"] > 0 and rates["qkv"] > 0 and 0 < rates["o"] < 1, rates
 
 
-def test_each_expansion_level_adds_one_lava_step() -> None:
-    g = _attention_graph()
+def test_each_expansion_level_adds_one_lava_step(attention_graph) -> None:
+    g = attention_graph()
     spec_p = _lowered(g, attention="process")[1].config[SPEC_KEY]
     spec_a = _lowered(g, attention="and")[1].config[SPEC_KEY]
     assert spec_p.population("o").depth == 1  # q, k, v at 0 (host-fed), the process: one hop
@@ -121,14 +80,14 @@ def test_each_expansion_level_adds_one_lava_step() -> None:
     assert spec_a.run_steps(3) == spec_p.run_steps(3) + 2  # the readout window moves with it
 
 
-def test_a_linear_reading_a_product_is_exact_or_refused() -> None:
+def test_a_linear_reading_a_product_is_exact_or_refused(attention_graph) -> None:
     """A synaptic op reading a product: its weights composed with the AND counts (exponent
     >= 0), or LOW030 (a negative exponent floors the whole sum), and auto then falls back."""
-    g = _attention_graph("linear")
+    g = attention_graph("linear")
     q, ctx = _lowered(g, attention="and")
     assert q.node_meta("mix")["quant"]["weight_exp"] >= 0
     _check(q, ctx.config[SPEC_KEY], {"x": X})
-    g = _attention_graph("biased")
+    g = attention_graph("biased")
     q, _ = run_pipeline(g, [quantize], PassContext(config={"target": "loihi"}))
     assert q.node_meta("mix")["quant"]["weight_exp"] < 0
     with pytest.raises(SnnccError) as e:
@@ -141,8 +100,8 @@ def test_a_linear_reading_a_product_is_exact_or_refused() -> None:
     _check(q, ctx.config[SPEC_KEY], {"x": X})
 
 
-def test_the_choice_flips_with_the_budget_and_costs_what_is_emitted() -> None:
-    g = _attention_graph()
+def test_the_choice_flips_with_the_budget_and_costs_what_is_emitted(attention_graph) -> None:
+    g = attention_graph()
     _, ctx = _lowered(g, attention="process")
     process_plan = ctx.config["partition_plan"]
     _, ctx = _lowered(g, attention="and")
@@ -160,10 +119,10 @@ def test_the_choice_flips_with_the_budget_and_costs_what_is_emitted() -> None:
     assert ctx.config[SPEC_KEY].attention["chosen"] == "process"  # no budget: no AND
 
 
-def test_the_report_lists_the_process_and_the_choice(tmp_path) -> None:
+def test_the_report_lists_the_process_and_the_choice(attention_graph) -> None:
     from snncc.reports.program import program_summary
 
-    g = _attention_graph()
+    g = attention_graph()
     _, ctx = _lowered(g, attention="auto", budget=parse_budget("1cores"))
     p = program_summary(ctx.config[SPEC_KEY])
     assert p["attention"]["chosen"] == "process"
