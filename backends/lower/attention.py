@@ -106,7 +106,8 @@ def product(low: Lowering, n: str) -> None:
     out, pa, ca, pb, cb, w = L.product_pairs(a, b, triples(op, *shapes))
     k = len(out)
     du_dv = LOIHI.decay_unity - 1
-    low.pops.append(Population(n, (k,), du_dv, du_dv, 1, np.zeros(k, np.int16), 0, role="and"))
+    bias = np.zeros(k, np.int16)
+    low.pops.append(Population(n, (k,), du_dv, du_dv, 1, bias, 0, role="and", checked=False))
     for side, (pops, cols) in enumerate(((pa, ca), (pb, cb))):
         neurons = np.arange(k, dtype=np.int64)
         _unit_lists(low, n, n, f"o{side}", pops, cols, np.ones(k, np.int64), neurons, k)

@@ -99,6 +99,9 @@ class Population:
     role: str = "lif"
     depth: int = 0
     thresholds: tuple[int, ...] = ()  # role "expgif": threshold per step of a group
+    #: Whether the spikes are the reference value of the node the population is named after
+    #: (False for an AND expansion of a product: one neuron per term, not per element).
+    checked: bool = True
 
     @property
     def size(self) -> int:
