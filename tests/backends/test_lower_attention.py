@@ -159,3 +159,14 @@ def test_bad_attention_options_are_refused(tmp_path) -> None:
                       out_dir=tmp_path / "b", attention="process")  # fmt: skip
     assert err.value.code == "LOW032" and err.value.exit_code == 2
     assert not (tmp_path / "b").exists()
+
+
+def test_the_no_fit_hint_names_the_attention_option_on_loihi() -> None:
+    from snncc.reports.facts import largest_product
+
+    plan = {"layers": [{"name": "lif", "kind": "population", "op": "LIF", "cores": 1},
+                       {"name": "qkv", "kind": "and", "op": "MatMul", "neurons": 576,
+                        "cores": 2}]}  # fmt: skip
+    loihi, spinnaker = largest_product(plan, "loihi"), largest_product(plan, "spinnaker")
+    assert "qkv" in loihi and "576 AND neurons on 2 cores" in loihi
+    assert "--attention auto or process" in loihi and "--attention" not in spinnaker
