@@ -75,6 +75,9 @@ def as_linmap(low: Lowering, v: object, shape: tuple[int, ...], node: str) -> Li
             "an operand of the product is computed by a program (not population spikes)",
             "use --attention process",
         )
+    if low.pop(v.pop).graded:
+        raise refuse(node, f"operand {v.pop} sends graded payloads, not 0/1 spikes",
+                     "use --attention process")  # fmt: skip
     idx = np.asarray(v.index, np.int64).reshape(-1)
     rows = np.flatnonzero(idx >= 0)
     pop = low.pop_index(v.pop)
@@ -193,3 +196,14 @@ def structural(low: Lowering, n: str, value: LinMap) -> None:
     (d,) = low.g.inputs_of(n)
     rows = reindex(low.g.op(n), n, low.g.type(n), identity_index(low.shape(d)))
     low.values[n] = L.gather_rows(value, rows, low.shape(n))
+
+
+def notes(low: Lowering) -> list[str]:
+    """The program note on expanded products (none when nothing was expanded)."""
+    expanded = [p.name for p in low.pops if p.role == "and" and not p.checked]
+    if not expanded:
+        return []
+    return [
+        f"{len(expanded)} spike products expanded into AND neurons ({low.and_neurons:,} "
+        "neurons, neurocore-native): --attention and"
+    ]

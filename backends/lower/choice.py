@@ -13,8 +13,9 @@ default) on the quantized graph, the AND layers marked by node meta ``attention 
 ``--budget`` and (3) it is expressible exactly (the lowering does not refuse it, ``LOW030``);
 otherwise ``process``. Why the budget decides: the AND expansion is the native program, so it is
 preferred whenever the user's budget can pay for it; the process is the fallback that always
-costs less. Without a budget (a library call) ``auto`` keeps the process. ``and`` and
-``process`` force the choice (``and`` refuses with ``LOW030``/``LOW031`` what it cannot build).
+costs less. Without a budget (a library call) ``auto`` keeps the process and nothing is costed.
+``and`` and ``process`` force the choice (``and`` refuses with ``LOW030``/``LOW031`` what it
+cannot build); both are still costed for the report when there is a budget.
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ def choose(
     if not nodes:
         return lower(g, "process"), None
     record: dict[str, Any] = {"requested": requested, "products": nodes, "costs": {}}
+    costs = record["costs"]
+    if config.get("budget") is not None:  # both costs, for the choice and the report
+        costs["and"] = cost(g, nodes, "and", config)
+        costs["process"] = cost(g, nodes, "process", config)
     if requested != "auto":
         _mark(g, nodes, requested)
         record.update(chosen=requested, why=f"--attention {requested}")
@@ -97,9 +102,6 @@ def choose(
         _mark(g, nodes, "process")
         record.update(chosen="process", why="no budget to weigh the AND expansion against")
         return lower(g, "process"), record
-    costs = record["costs"]
-    costs["and"] = cost(g, nodes, "and", config)
-    costs["process"] = cost(g, nodes, "process", config)
     a = costs["and"]
     if not a["buildable"]:
         why = f"the AND expansion needs {a['and_neurons']:,} neurons (> {MAX_AND_NEURONS:,})"

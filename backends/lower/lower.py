@@ -398,13 +398,7 @@ def lower_program(g: Graph, attention: str = "process") -> ProgramSpec:
             "product connections (spike products such as Q·Kᵀ·V, max-pools of currents) run as "
             "a custom fixed-point Lava process: exact, but not neurocore-native"
         )
-    expanded = [n for n, v in low.values.items() if isinstance(v, LinMap) and low.g.op(n).kind
-                in ("MatMul", "Mul")]  # fmt: skip
-    if expanded:
-        notes.append(
-            f"{len(expanded)} spike products expanded into AND neurons ({low.and_neurons:,} "
-            "neurons, neurocore-native): --attention and"
-        )
+    notes += A.notes(low)
     graded = [p.name for p in low.pops if p.role == "expgif"]
     if graded:
         notes.append(

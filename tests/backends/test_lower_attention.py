@@ -116,8 +116,13 @@ def test_the_choice_flips_with_the_budget_and_costs_what_is_emitted(attention_gr
             assert rec["costs"][choice]["memory_bytes"] == want.memory_bytes
             assert rec["costs"][choice]["cores"] == want.cores
         assert rec["costs"][chosen]["memory_bytes"] == plan.memory_bytes  # what was emitted
+    _, ctx = _lowered(g, attention="process", budget=parse_budget("1GiB"))
+    rec = ctx.config[SPEC_KEY].attention  # forced, and both costed for the report
+    assert rec["chosen"] == "process" and rec["costs"]["and"]["fits"]
+    assert rec["costs"]["and"]["memory_bytes"] == and_plan.memory_bytes
     _, ctx = _lowered(g, attention="auto")
-    assert ctx.config[SPEC_KEY].attention["chosen"] == "process"  # no budget: no AND
+    rec = ctx.config[SPEC_KEY].attention
+    assert rec["chosen"] == "process" and rec["costs"] == {}  # no budget: no AND, no costs
 
 
 def test_the_report_lists_the_process_and_the_choice(attention_graph) -> None:
