@@ -172,6 +172,7 @@ def compile_model(
     eval: str | None = None,  # noqa: A002 - the CLI option's name
     core_memory: int | None = None,
     conv_synapses: str | None = None,
+    attention: str = "auto",
     trust_pickle: bool = False,
     input_shape: tuple[int, ...] | None = None,
     timesteps: int | None = None,
@@ -185,7 +186,8 @@ def compile_model(
     3 untraceable model, 4 does not fit. On any error ``out_dir`` is
     untouched and no temporary directory remains. ``virtual_board``: map the program with the
     target's own tools (SpiNNaker: sPyNNaker on a virtual board, :func:`_map_program`); None
-    means yes unless ``SNNCC_VIRTUAL_BOARD=0``.
+    means yes unless ``SNNCC_VIRTUAL_BOARD=0``. ``attention``: how Loihi runs spike products
+    (``auto``, ``and``, ``process``; :mod:`snncc.backends.lower.choice`).
     """
     from snncc.budget import parse_budget
 
@@ -207,6 +209,7 @@ def compile_model(
 
     conv_synapses = conv_synapses_for(target, conv_synapses)
     target_model(target, core_memory, conv_synapses)  # refuses bad options before any work
+    check_attention(target, attention)
     load = {"trust_pickle": trust_pickle, "input_shape": input_shape, "timesteps": timesteps}
     loaded, gran = _resolve(ref, target, budget_obj, slice, load, core_memory, conv_synapses, st)
     st.start("trace")
@@ -214,7 +217,7 @@ def compile_model(
 
     traced = to_graph(loaded)
     cfg = {"target": target, "budget": budget_obj, "core_memory": core_memory,
-           "conv_synapses": conv_synapses}  # fmt: skip
+           "conv_synapses": conv_synapses, "attention": attention}  # fmt: skip
     data = None
     if eval is not None:
         st.start("load eval data")
@@ -253,6 +256,27 @@ def compile_model(
     timings["stages"] = dict(st.seconds)
     timings["total_seconds"] = sum(st.seconds.values())
     return CompileResult(out_dir, report, manifest, graph, plan, gran, timings)
+
+
+def check_attention(target: str, attention: str) -> None:
+    """Refuse a bad ``--attention`` before any work (``LOW032``, exit 2)."""
+    from snncc.backends.lower.choice import ATTENTION_CHOICES
+
+    if attention not in ATTENTION_CHOICES:
+        raise SnnccError(
+            f"bad --attention {attention!r}",
+            code="LOW032",
+            hint=f"use one of: {', '.join(ATTENTION_CHOICES)}",
+            exit_code=2,
+        )
+    if target == "spinnaker" and attention == "process":
+        raise SnnccError(
+            "--attention process on spinnaker: PyNN has no dynamic synapses, so SpiNNaker "
+            "always expands spike products into AND neurons",
+            code="LOW032",
+            hint="drop --attention (or use auto or and) for spinnaker",
+            exit_code=2,
+        )
 
 
 def _map_program(

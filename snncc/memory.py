@@ -7,7 +7,8 @@ A *layer* here is an on-chip unit of the deployed part of the graph (docs/budget
 - ``and``: a spike product (``Mul``, and on SpiNNaker ``MatMul`` expanded into AND neurons);
 - ``relay``: on Loihi 2, a graded relay population at a residual join read by two or more layers
   (the current is computed once and sent as graded spikes instead of duplicating the weights);
-- ``dynamic``: on Loihi, a spike ``MatMul`` run as a custom process (not neurocore-native).
+- ``dynamic``: on Loihi, a spike ``MatMul`` run as a custom process (not neurocore-native);
+  one whose node meta ``attention`` is ``"and"`` is an ``and`` layer, as on SpiNNaker.
 
 Each layer receives *projections*, found by walking its input *stream* (the CURRENT-valued ops
 between upstream spikes and the layer: synaptic ops, Add, Scale and re-indexing) up to source
@@ -169,13 +170,24 @@ def find_units(g: Graph, target: str, join_relays: bool = True) -> dict[str, str
             if isinstance(op, O.MaxPool2d):
                 if g.type(g.inputs_of(n)[0]).kind is Kind.SPIKE:
                     units[n] = "or"
-            elif isinstance(op, O.Mul) or target == "spinnaker":
+            elif isinstance(op, O.Mul) or target == "spinnaker" or expanded(g, n):
                 units[n] = "and"
             else:
                 units[n] = "dynamic"
     if target == "loihi" and join_relays:
         _add_relays(g, units)
     return {n: units[n] for n in g.topo_order() if n in units}
+
+
+#: Node meta key of a spike ``MatMul`` on Loihi: ``"and"`` when the lowering expands it into AND
+#: neurons (``snncc compile --attention``, :mod:`snncc.backends.lower.choice`), else absent or
+#: ``"process"`` (a custom fixed-point process).
+ATTENTION_META = "attention"
+
+
+def expanded(g: Graph, n: str) -> bool:
+    """Whether spike ``MatMul`` ``n`` runs as AND neurons on Loihi (node meta ``attention``)."""
+    return g.node_meta(n).get(ATTENTION_META) == "and"
 
 
 def _add_relays(g: Graph, units: dict[str, str]) -> None:

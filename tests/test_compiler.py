@@ -147,7 +147,12 @@ def test_force_replaces_directory(tmp_path: Path) -> None:
 def test_impossible_budget_exits_4_and_names_a_budget_that_fits(
     tmp_path: Path, capsys: Any, compiled: dict[str, Any]
 ) -> None:
-    need = compiled["loihi"].report["memory_bytes"]
+    # Under 1 GiB spike products run as AND neurons (--attention auto); the smallest budget
+    # that fits is the custom process's, which the report costs beside it.
+    attention = compiled["loihi"].report["program"]["attention"]
+    assert attention["chosen"] == "and"
+    need = attention["costs"]["process"]["memory_bytes"]
+    assert need < compiled["loihi"].report["memory_bytes"]
     out = tmp_path / "dir"
     rc = cli("compile", MODEL, "--target", "loihi", "--budget", "1KiB", "-o", str(out))
     assert rc == 4
@@ -310,10 +315,15 @@ def test_calibrated_default_is_smaller_than_per_connection_and_says_so(
 ) -> None:
     """Loihi's default is the model calibrated on Intel's compiler (kernels stored once per
     core); ``--conv-synapses per-connection`` is the conservative bound, and costs more."""
+    # The same program both ways: spike products as the custom process (under 1 GiB the
+    # default compile runs them as AND neurons and costs the process beside it). The AND
+    # expansion's sparse synapse lists cost more in SynMem units than a byte per synapse, so
+    # per-connection is a bound for convolutions, not for them.
     res = compile_model(MODEL, target="loihi", budget=BIG, out_dir=tmp_path / "s",
-                        conv_synapses="per-connection")  # fmt: skip
+                        conv_synapses="per-connection", attention="process")  # fmt: skip
     default = compiled["loihi"].report
-    assert default["memory_bytes"] < res.report["memory_bytes"]
+    process = default["program"]["attention"]["costs"]["process"]
+    assert process["memory_bytes"] < res.report["memory_bytes"]
     assert any("calibrated on Intel's compiler output" in n for n in default["notes"])
     assert any("per connection" in n for n in res.report["notes"])
     with pytest.raises(SnnccError) as e:

@@ -84,6 +84,8 @@ class LoihiCalibratedModel:
         ``Dense`` when its matrix has at most the lowering's ``DENSE_MAX_ENTRIES`` entries (as
         ``backends/lower`` emits it), else a 1x1 ``Conv``.
         """
+        if p.kind == "operand" and unit.native and unit.op == "MatMul":
+            return "list"  # an AND expansion's unit synapses: one per AND neuron and operand
         if p.kind in ("host", "operand"):
             return p.kind
         if p.kind == "direct" and p.rf == 1 and p.fan_out == 1 and p.n_pre == unit.size:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from snncc.backends.lower import attention as A
 from snncc.backends.lower import program as P
+from snncc.backends.lower.linmap import LinMap
 from snncc.backends.lower.lower import Lowering, lowering_error
 from snncc.backends.lower.program import Prog, Ref
 from snncc.backends.lower.structure import (
@@ -119,6 +121,9 @@ def entry(low: Lowering, e: str, target: str, out_map: np.ndarray) -> None:
     g = low.g
     op, (d,) = g.op(e), g.inputs_of(e)
     src = low.values[d]
+    if isinstance(src, LinMap):  # a product expanded into AND neurons
+        A.entry(low, e, target, out_map)
+        return
     if isinstance(op, O.Scale) or not isinstance(src, Ref):
         # A Scale of a product, or a synaptic op reading one: one exact integer program.
         low.program(e, target, P.extend(g, e, [src]), out_map)

@@ -37,7 +37,9 @@ from collections.abc import Callable
 import numpy as np
 
 from snncc.backends.lava.constraints import LOIHI
+from snncc.backends.lower import attention as A
 from snncc.backends.lower import program as P
+from snncc.backends.lower.linmap import LinMap
 from snncc.backends.lower.program import Prog, Ref
 from snncc.backends.lower.spec import Connection, HostInput, Operand, Population, ProgramSpec, Tap
 from snncc.backends.lower.structure import (
@@ -78,10 +80,12 @@ def unit_form(n: int, ident: Callable[[tuple[int, ...]], np.ndarray]) -> ConvFor
 class Lowering:
     """State of one lowering run: the graph, its split, values built so far, the spec."""
 
-    def __init__(self, g: Graph) -> None:
+    def __init__(self, g: Graph, attention: str = "process") -> None:
         self.g = g
         self.split: Split = split_graph(g)
-        self.values: dict[str, Ref | Prog] = {}
+        self.attention = attention  # how spike MatMuls run: "process" or "and" (attention.py)
+        self.and_neurons = 0  # AND-expansion neurons so far
+        self.values: dict[str, Ref | Prog | LinMap] = {}
         self.pops: list[Population] = []
         self.conns: list[Connection] = []
         # Arrays shared between connections (fan-in expansion repeats an entry per target):
@@ -106,6 +110,13 @@ class Lowering:
 
     def pop(self, name: str) -> Population:
         return next(p for p in self.pops if p.name == name)
+
+    def pop_index(self, name: str) -> int:
+        """Position of population ``name`` (a ``LinMap``'s population number)."""
+        return next(i for i, p in enumerate(self.pops) if p.name == name)
+
+    def shape(self, n: str) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.g.type(n).shape)
 
     def name(self, base: str) -> str:
         taken = {c.name for c in self.conns}
@@ -137,13 +148,21 @@ class Lowering:
     def structural(self, n: str) -> None:
         (d,) = self.g.inputs_of(n)
         x = self.values[d]
-        if isinstance(x, Ref):
+        if isinstance(x, LinMap):
+            A.structural(self, n, x)
+        elif isinstance(x, Ref):
             self.values[n] = Ref(x.pop, reindex(self.g.op(n), n, self.g.type(n), x.index))
         else:
             self.values[n] = P.extend(self.g, n, [x])
 
     def product(self, n: str) -> None:
-        self.values[n] = P.extend(self.g, n, [self.values[d] for d in self.g.inputs_of(n)])
+        """A product the neurons cannot compute: a program step (a custom process), or under
+        ``attention="and"`` AND neurons (:mod:`~snncc.backends.lower.attention`)."""
+        ins = [self.values[d] for d in self.g.inputs_of(n)]
+        if self.attention == "and" or any(isinstance(x, LinMap) for x in ins):
+            A.product(self, n)
+            return
+        self.values[n] = P.extend(self.g, n, ins)
 
     def spike_and(self, n: str) -> None:
         """``Mul`` of spike tensors = AND: a threshold population, one unit input per operand.
@@ -343,8 +362,12 @@ SPIKE_OPS: dict[type[O.Op], Callable[[Lowering, str], None]] = {
 }
 
 
-def lower_program(g: Graph) -> ProgramSpec:
+def lower_program(g: Graph, attention: str = "process") -> ProgramSpec:
     """The program spec of a graph quantized for Loihi (depths and delays not yet balanced).
+
+    ``attention``: how spike ``MatMul``s run, ``"process"`` (a custom fixed-point process) or
+    ``"and"`` (the exact AND expansion onto neurons, :mod:`~snncc.backends.lower.attention`;
+    ``LOW030``/``LOW031`` where it cannot express or build one).
 
     Requires: ``g`` went through ``quantize`` with target ``loihi``.
     Ensures:  populations and connections in topological order (every connection's sources
@@ -355,7 +378,9 @@ def lower_program(g: Graph) -> ProgramSpec:
 
     if (g.meta.get("quant") or {}).get("target") != "loihi":
         raise lowering_error(g.name, "the graph is not quantized for loihi", "run quantize first")
-    low = Lowering(g)
+    if attention not in A.CHOICES:
+        raise lowering_error(g.name, f"attention {attention!r}", f"one of {A.CHOICES}")
+    low = Lowering(g, attention)
     for n in g.topo_order():
         if n in low.split.deployed and g.type(n).kind is not Kind.CURRENT:
             low.spike_node(n)
@@ -373,6 +398,7 @@ def lower_program(g: Graph) -> ProgramSpec:
             "product connections (spike products such as Q·Kᵀ·V, max-pools of currents) run as "
             "a custom fixed-point Lava process: exact, but not neurocore-native"
         )
+    notes += A.notes(low)
     graded = [p.name for p in low.pops if p.role == "expgif"]
     if graded:
         notes.append(

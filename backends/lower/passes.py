@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from snncc.backends.lower.balance import MAX_DELAY, balance
+from snncc.backends.lower.choice import choose
 from snncc.backends.lower.lower import lower_program
 from snncc.backends.lower.spec import ProgramSpec
 from snncc.backends.spinnaker.lower import lower_program as lower_spinnaker
@@ -33,7 +34,9 @@ SPEC_KEY = "program_spec"
 def lower(g: Graph, ctx: PassContext) -> Graph:
     """Lower the deployed part of a quantized graph to a program spec for the target.
 
-    Requires: ``quantize`` ran with ``ctx.config["target"]``.
+    Requires: ``quantize`` ran with ``ctx.config["target"]``; on Loihi ``ctx.config["attention"]``
+              (``auto`` when absent) and ``["budget"]`` choose how spike products run
+              (:mod:`~snncc.backends.lower.choice`; the record is ``spec.attention``).
     Ensures:  ``ctx.config["program_spec"]`` is an unbalanced ``ProgramSpec`` (loihi), or None
               with a decision (no lowering for the target yet) or a ``LOW0xx`` warning (a
               construct without a lowering; raised instead under ``ctx.config["require_program"]``);
@@ -47,7 +50,11 @@ def lower(g: Graph, ctx: PassContext) -> Graph:
         ctx.decide(f"no program lowering for target {target!r} yet: program not generated")
         return g
     try:
-        spec = fn(g)
+        if target == "loihi":  # spike products: a custom process or AND neurons (choice.py)
+            spec, attention = choose(g, ctx.config, fn)
+            spec.attention = attention
+        else:
+            spec = fn(g)
     except SnnccError as e:
         if ctx.config.get("require_program"):
             raise
@@ -69,6 +76,12 @@ def lower(g: Graph, ctx: PassContext) -> Graph:
     )
     for note in spec.notes:
         ctx.decide(note)
+    if spec.attention is not None:
+        ctx.stats["attention"] = spec.attention["chosen"]
+        ctx.decide(
+            f"attention (--attention {spec.attention['requested']}): spike products run as "
+            f"{spec.attention['chosen']}: {spec.attention['why']}"
+        )
     ctx.config[SPEC_KEY] = spec
     return g
 

@@ -56,7 +56,21 @@ class Prog:
 
 
 def as_prog(x: Ref | Prog) -> Prog:
-    """``x`` as a program (a population value is a program without steps)."""
+    """``x`` as a program (a population value is a program without steps).
+
+    Raises ``LOW030`` for a product expanded into AND neurons (a count of several populations'
+    spikes): a program reads populations through one index map each.
+    """
+    if not isinstance(x, (Ref, Prog)):
+        from snncc.diagnostics import SnnccError
+
+        raise SnnccError(
+            "lower (attention and): a product expanded into AND neurons is read by an op that "
+            "only a program computes (a max-pool of currents, a product with a current)",
+            code="LOW030",
+            hint="use --attention process",
+            exit_code=2,
+        )
     return x if isinstance(x, Prog) else Prog([x])
 
 

@@ -99,6 +99,9 @@ class Population:
     role: str = "lif"
     depth: int = 0
     thresholds: tuple[int, ...] = ()  # role "expgif": threshold per step of a group
+    #: Whether the spikes are the reference value of the node the population is named after
+    #: (False for an AND expansion of a product: one neuron per term, not per element).
+    checked: bool = True
 
     @property
     def size(self) -> int:
@@ -178,6 +181,9 @@ class ProgramSpec:
     outputs: list[str]
     balanced: bool = False
     notes: list[str] = field(default_factory=list)
+    #: How spike products run and why (``backends.lower.choice``; the report's program
+    #: section); None when there is none or no choice was made. Not part of the file form.
+    attention: dict[str, Any] | None = None
 
     def population(self, name: str) -> Population:
         """The population called ``name`` (KeyError if there is none)."""

@@ -5,7 +5,7 @@ The shared mechanism (:mod:`snncc.backends.lower`) gives the split into deployed
 index maps of structural ops (:func:`~snncc.backends.lower.structure.reindex`, computed by the
 reference's own kernels), the convolution normal form (:func:`conv_form`, :func:`conv_pairs`),
 the spec records and latency balancing. The target rules, one per op (:data:`RULES`), work on
-:class:`~snncc.backends.spinnaker.linmap.LinMap` values (every deployed value as a sparse linear
+:class:`~snncc.backends.lower.linmap.LinMap` values (every deployed value as a sparse linear
 function of population spikes) because a static synapse list is all PyNN has:
 
 ==================================  =============================================================
@@ -22,7 +22,7 @@ re-indexing ops                      rows of the value moved (no synapses)
 ``Linear``/``Conv1d``/``Conv2d``     the op's synapses composed with its input's entries (a SEW
 ``Scale`` (quantized)                count: one set of synapses per spike source)
 ``Mul``, ``MatMul`` of spikes        AND expansion: one AND neuron per product of two source
-                                     spikes (:func:`~.linmap.product_pairs`), threshold 2
+                                     spikes (:mod:`snncc.backends.lower.expand`), threshold 2
                                      units; the product's sum is the AND neurons' weights
 ``MaxPool2d`` of spikes              an OR population (threshold 1/2 unit over the window)
 ``Delay``, anything else             refused (``LOW004`` / ``LOW001``)
@@ -40,6 +40,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from snncc.backends.lower import linmap as L
+from snncc.backends.lower.expand import broadcast_rows, product_neurons, triples
+from snncc.backends.lower.linmap import LinMap
 from snncc.backends.lower.spec import Connection, HostInput, Operand, Tap
 from snncc.backends.lower.structure import (
     STRUCTURAL,
@@ -49,10 +52,8 @@ from snncc.backends.lower.structure import (
     identity_index,
     reindex,
 )
-from snncc.backends.spinnaker import linmap as L
 from snncc.backends.spinnaker.exact import check_population, unit_neuron
-from snncc.backends.spinnaker.linmap import LinMap
-from snncc.backends.spinnaker.sizes import SizeGuard, product_neurons, synapse_bound
+from snncc.backends.spinnaker.sizes import SizeGuard, synapse_bound
 from snncc.backends.spinnaker.spec import KIND, SpiNNakerPopulation, SpiNNakerProgram, identity
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
@@ -63,13 +64,6 @@ from snncc.quant.streams import SYNAPTIC, split_graph
 def lowering_error(node: str, problem: str, hint: str, code: str = "LOW001") -> SnnccError:
     """A ``LOW0xx`` refusal naming the node (exit 2: a construct without a SpiNNaker lowering)."""
     return SnnccError(f"lower (spinnaker): {node}: {problem}", code=code, hint=hint, exit_code=2)
-
-
-def _broadcast_rows(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
-    """Element of ``in_shape`` read by each element of ``out_shape`` under numpy broadcasting."""
-    idx = identity_index(in_shape)
-    idx = idx.reshape((1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape))
-    return np.broadcast_to(idx, out_shape).reshape(-1)
 
 
 class SpiNNakerLowering:
@@ -150,7 +144,7 @@ class SpiNNakerLowering:
         (d,) = self.g.inputs_of(n)
         value = self.value(d, n)
         if value.size != size:
-            value = L.gather_rows(value, _broadcast_rows(self.shape(d), shape), shape)
+            value = L.gather_rows(value, broadcast_rows(self.shape(d), shape), shape)
         i = self.add_population(p)
         self.connect(n, value)
         check_population(p, [c for c in self.conns if c.target == n], int(self.g.meta["timesteps"]))
@@ -164,7 +158,7 @@ class SpiNNakerLowering:
     def add(self, n: str) -> None:
         shape = self.shape(n)
         parts = [
-            L.gather_rows(self.value(d, n), _broadcast_rows(self.shape(d), shape), shape)
+            L.gather_rows(self.value(d, n), broadcast_rows(self.shape(d), shape), shape)
             for d in self.g.inputs_of(n)
         ]
         self.values[n] = L.concat(parts, shape)
@@ -200,14 +194,14 @@ class SpiNNakerLowering:
         self.values[n] = L.synapses(value, f.out_order[out_c], f.in_order[in_c], w, self.shape(n))
 
     def product(self, n: str) -> None:
-        """``Mul``/``MatMul``: AND neurons (:func:`~.linmap.product_pairs`)."""
+        """``Mul``/``MatMul``: AND neurons (:func:`~snncc.backends.lower.linmap.product_pairs`)."""
         a_name, b_name = self.g.inputs_of(n)
         a, b = self.value(a_name, n), self.value(b_name, n)
         op, shapes = self.g.op(n), (self.shape(a_name), self.shape(b_name), self.shape(n))
         count = product_neurons(op, a, b, *shapes)
         self.guard.check(n, f"{op.kind} of spikes (AND expansion)", 3 * count, count)
-        triples = _triples(op, *shapes)
-        out, pa, ca, pb, cb, w = L.product_pairs(a, b, triples)
+        terms = triples(op, *shapes)
+        out, pa, ca, pb, cb, w = L.product_pairs(a, b, terms)
         k = len(out)
         shape = self.shape(n)
         elementwise = isinstance(self.g.op(n), O.Mul) and np.array_equal(out, np.arange(k))
@@ -283,25 +277,6 @@ class SpiNNakerLowering:
 def _unit_weight(p: SpiNNakerPopulation) -> int:
     """Stored weight of one spike into a threshold neuron: 1 mV = 2^15 raw at its shift."""
     return 1 << (15 - p.exc_shift)
-
-
-def _triples(op: O.Op, a: tuple, b: tuple, out: tuple) -> np.ndarray:
-    """``(o, ia, ib)`` rows: output element ``o`` sums ``a[ia]·b[ib]`` (numpy broadcasting)."""
-    if isinstance(op, O.Mul):
-        o = np.arange(math.prod(out))
-        return np.stack([o, _broadcast_rows(a, out), _broadcast_rows(b, out)], axis=1)
-    ia_full, ib_full = identity_index(a), identity_index(b)
-    lead = tuple(out[:-2])
-    ia_full = np.broadcast_to(ia_full.reshape((1,) * (len(lead) + 2 - len(a)) + a), lead + a[-2:])
-    ib_full = np.broadcast_to(ib_full.reshape((1,) * (len(lead) + 2 - len(b)) + b), lead + b[-2:])
-    i_n, c_n, j_n = a[-2], a[-1], b[-1]
-    o = identity_index(out)  # [..., I, J]
-    ia = np.broadcast_to(ia_full[..., :, None, :], lead + (i_n, j_n, c_n))  # a[..., i, c]
-    ib = np.broadcast_to(
-        np.swapaxes(ib_full, -1, -2)[..., None, :, :], lead + (i_n, j_n, c_n)
-    )  # b[..., c, j]
-    oo = np.broadcast_to(o[..., None], lead + (i_n, j_n, c_n))
-    return np.stack([oo.reshape(-1), ia.reshape(-1), ib.reshape(-1)], axis=1)
 
 
 def _taps(node: str, m: LinMap, names: list[str]) -> list[Tap]:

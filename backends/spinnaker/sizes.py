@@ -5,10 +5,10 @@ expands every spike product into AND neurons, ``O(N²·d²)`` per attention head
 ``Q·Kᵀ·V``. A spikingformer-8-768 at 224 pixels would need about 2·10⁹ AND neurons per block:
 far beyond any SpiNNaker machine, and beyond this host's memory long before that. So each rule
 first counts what it will build from shapes and entry counts alone (:func:`synapse_bound`,
-:func:`product_neurons`), and :class:`SizeGuard` refuses (``LOW024``) a program whose lists
-would exceed :data:`MAX_SYNAPSES`, naming the op, its cost and cheaper alternatives. The
-partitioner still costs such a model (docs/budget.md), so ``snncc compile`` reports what it
-would need (exit 4 against a realistic budget).
+:func:`~snncc.backends.lower.expand.product_neurons`), and :class:`SizeGuard` refuses
+(``LOW024``) a program whose lists would exceed :data:`MAX_SYNAPSES`, naming the op, its cost
+and cheaper alternatives. The partitioner still costs such a model (docs/budget.md), so
+``snncc compile`` reports what it would need (exit 4 against a realistic budget).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from snncc.backends.spinnaker.linmap import LinMap
+from snncc.backends.lower.linmap import LinMap
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 
@@ -26,24 +26,6 @@ from snncc.ir import ops as O
 MAX_SYNAPSES = 2**24
 NEURONS_PER_CORE = 256
 CORES_PER_BOARD = 48 * 16
-
-
-def _counts(m: LinMap, shape: tuple[int, ...]) -> np.ndarray:
-    return np.bincount(m.row, minlength=m.size).reshape(shape).astype(np.int64)
-
-
-def product_neurons(
-    op: O.Op, a: LinMap, b: LinMap, a_shape: tuple, b_shape: tuple, out_shape: tuple
-) -> int:
-    """AND neurons of ``Mul``/``MatMul`` of ``a`` and ``b``: the sum over the products' terms
-    of (entries of the ``a`` element) x (entries of the ``b`` element), without building them."""
-    ca, cb = _counts(a, a_shape), _counts(b, b_shape)
-    if isinstance(op, O.Mul):
-        return int(np.sum(np.broadcast_to(ca, out_shape) * np.broadcast_to(cb, out_shape)))
-    lead = tuple(out_shape[:-2])
-    sa = np.broadcast_to(ca.sum(axis=-2), lead + (a_shape[-1],))  # [..., C]: over i
-    sb = np.broadcast_to(cb.sum(axis=-1), lead + (b_shape[-2],))  # [..., C]: over j
-    return int(np.sum(sa * sb))
 
 
 def synapse_bound(op: O.Op, in_shape: tuple, out_shape: tuple, value: LinMap) -> int:

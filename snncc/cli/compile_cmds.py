@@ -63,6 +63,14 @@ def register_compile(subparsers: Any) -> argparse.ArgumentParser:
         help="memory per core, in --budget's units (128KiB, 1MB, 131072); Loihi 2's is not "
         "published, default 128 KiB",
     )
+    p.add_argument(
+        "--attention",
+        choices=("auto", "and", "process"),
+        default="auto",
+        help="Loihi spike products (Q·Kᵀ·V): and = AND neurons (neurocore-native, larger), "
+        "process = a custom fixed-point Lava process, auto = and when it fits --budget "
+        "(default); docs/loihi.md",
+    )
     p.set_defaults(func=run_compile)
     return p
 
@@ -113,7 +121,7 @@ def run_compile(args: argparse.Namespace) -> int:
             args.model, target=args.target, budget=args.budget, out_dir=args.output,
             force=args.force, slice=args.slice, eval=args.eval,
             core_memory=args.core_memory, conv_synapses=args.conv_synapses,
-            **A.model_kwargs(args), progress=progress,
+            attention=args.attention, **A.model_kwargs(args), progress=progress,
         )  # fmt: skip
     if args.json:
         print(json.dumps(result.report, indent=2, ensure_ascii=False))

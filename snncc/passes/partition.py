@@ -185,8 +185,14 @@ def _stored(model: Any, unit: Unit) -> dict[str, int]:
     stored = getattr(model, "stored_weights", None)
     if stored is None:
         return {}
-    return {"stored_weights": sum(stored(unit, p) for p in unit.projections
-                                  if p.kind == "synaptic")}  # fmt: skip
+    kept = [p for p in unit.projections if p.kind == "synaptic" or _synapse_list(model, unit, p)]
+    return {"stored_weights": sum(stored(unit, p) for p in kept)}
+
+
+def _synapse_list(model: Any, unit: Unit, p: Any) -> bool:
+    """A non-synaptic projection stored as a list of synapses: the unit synapses into an AND
+    expansion's neurons and the sums of its spikes (``--attention and``), one weight each."""
+    return p.kind in ("direct", "operand") and model.form(unit, p) == "list"
 
 
 def plan_partition(

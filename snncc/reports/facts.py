@@ -68,15 +68,15 @@ def no_fit_error(ref: str, target: str, plan: Any, budget: Any, gran: tuple | No
     return SnnccError(
         f"{what} does not fit {target} under budget {budget.text}: it needs {need}",
         code="CO004",
-        hint=f"a budget of --budget {fix} would fit it" + largest_product(d),
+        hint=f"a budget of --budget {fix} would fit it" + largest_product(d, target),
         exit_code=4,
     )
 
 
-def largest_product(plan: dict[str, Any]) -> str:
+def largest_product(plan: dict[str, Any], target: str = "spinnaker") -> str:
     """A hint clause when the largest layer is an exact AND expansion of a spike MatMul (on
-    SpiNNaker attention's ``Q·Kᵀ·V`` is ``O(N²·d²)`` neurons per head): what it costs and
-    what shrinks it."""
+    SpiNNaker, and on Loihi under ``--attention and``, attention's ``Q·Kᵀ·V`` is ``O(N²·d²)``
+    neurons per head): what it costs and what shrinks it."""
     layers = plan.get("layers") or []
     big = max(layers, key=lambda r: int(r.get("cores", 0)), default=None)
     if big is None or big.get("kind") != "and" or big.get("op") != "MatMul":
@@ -85,7 +85,9 @@ def largest_product(plan: dict[str, Any]) -> str:
         f"; the largest layer, {big['name']}, is the exact AND expansion of a spike MatMul "
         f"({int(big['neurons']):,} AND neurons on {int(big['cores']):,} cores): a smaller "
         "slice, local attention windows or fewer tokens shrink it"
-    )
+        + (", and --attention auto or process runs it as a custom process" if target == "loihi"
+           else "")
+    )  # fmt: skip
 
 
 def program_section(target: str, spec: Any, notes: list[str]) -> dict[str, Any] | None:

@@ -45,4 +45,20 @@ def program_summary(spec: Any, processes: int | None = None) -> dict[str, Any]:
         "host_inputs": [h.population for h in spec.host_inputs],
         "not_neurocore_native": not_native,
         "simulated_by_custom_process": simulated,
+        "attention": attention_choice(spec),
+    }
+
+
+def attention_choice(spec: Any) -> dict[str, Any] | None:
+    """How spike products run (``and`` or ``process``), why, and what each choice costs
+    (``backends.lower.choice``); None when the program has no spike product."""
+    rec = getattr(spec, "attention", None)
+    if not rec:
+        return None
+    return {
+        "requested": rec["requested"],
+        "chosen": rec["chosen"],
+        "why": rec["why"],
+        "products": list(rec["products"]),
+        "costs": {k: dict(v) for k, v in rec["costs"].items()},
     }

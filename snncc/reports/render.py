@@ -127,6 +127,15 @@ def program_rows(r: dict[str, Any]) -> list[list[str]]:
     rows += [
         [f"simulated: {k}", why] for k, why in sorted(p["simulated_by_custom_process"].items())
     ]
+    att = p.get("attention")
+    if att:
+        rows.append([f"spike products: {att['chosen']}", f"--attention {att['requested']}: "
+                     f"{att['why']}"])  # fmt: skip
+        for choice, c in sorted(att["costs"].items()):
+            cost = (f"{c['cores']} cores, {c['memory_bytes']:,} B, {c['and_neurons']:,} AND "
+                    f"neurons, fits: {'yes' if c['fits'] else 'no'}" if c.get("buildable")
+                    else f"{c['and_neurons']:,} AND neurons: not built")  # fmt: skip
+            rows.append([f"cost with {choice}", cost])
     return rows
 
 

@@ -26,6 +26,7 @@ from snncc.data.digits import digits
 from snncc.data.gestures import gestures
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
+from snncc.ir.shapes import output_shape
 from snncc.ir.types import TensorType
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
@@ -121,8 +122,13 @@ def _gestures(split: str, n: int) -> np.ndarray:
     return np.moveaxis(x[:n], 1, 0)  # [B, T, ...] -> [T, B, ...]
 
 
-def _program(name: str, g: Graph, data: Callable[[str, int], np.ndarray]) -> Program:
-    ctx = PassContext(config={"target": "loihi", "require_program": True})
+def _program(
+    name: str, g: Graph, data: Callable[[str, int], np.ndarray], attention: str | None = None
+) -> Program:
+    config = {"target": "loihi", "require_program": True}
+    if attention is not None:
+        config["attention"] = attention
+    ctx = PassContext(config=config)
     q, ctx = run_pipeline(g, [quantize, lower, balance_latency], ctx)
     inputs = {q.inputs[0]: data("test", SAMPLES)}
     ref = run(q, inputs, "loihi", record="all")
@@ -236,8 +242,6 @@ def _deep_skip_graph(layers: int) -> Graph:
     g.meta["timesteps"] = 4
 
     def add(name: str, op: O.Op, src: str) -> str:
-        from snncc.ir.shapes import output_shape
-
         shape = output_shape(op, [g.type(src).shape])
         g.add(name, op, TensorType(shape, temporal=not isinstance(op, O.TimeMean)))
         g.connect(src, name)
@@ -280,3 +284,61 @@ def long_relay_program() -> Program:
     """The same with 130 layers and the real 62-step limit: a wait of 130 steps."""
     x = np.random.default_rng(9).normal(0.0, 1, (4, SAMPLES, 8))
     return _program("long-relay", _deep_skip_graph(130), lambda split, n: x)
+
+
+@pytest.fixture(scope="session")
+def attention_programs() -> dict[str, Program]:
+    """A smaller spikingformer-tiny (16 channels, 4 heads of 4, one block: 20,480 AND neurons
+    when expanded), thresholds tuned, lowered both ways from the same graph: spike products as
+    the custom process (``"process"``) and as AND neurons (``"and"``)."""
+    from snncc import models
+    from snncc.loading import resolve_model, to_graph
+
+    loaded = resolve_model("spikingformer-tiny")
+    module = models.create("spikingformer-tiny", embed_dims=16, depths=1)
+    g, _ = run_pipeline(to_graph(dataclasses.replace(loaded, module=module)), FRONT_PIPELINE)
+    g = _tune_thresholds(g, {g.inputs[0]: _digits("train", 8)}, TARGET_RATE)
+    return {a: _program(f"attention-{a}", g, _digits, attention=a) for a in ("process", "and")}
+
+
+def _add_node(g: Graph, name: str, op: O.Op, *srcs: str) -> None:
+    shape = output_shape(op, [g.type(s).shape for s in srcs])
+    g.add(name, op, TensorType(shape, temporal=not isinstance(op, O.TimeMean)))
+    for src, port in zip(srcs, op.in_ports, strict=True):
+        g.connect(src, name, port)
+
+
+def _attention_graph(consumer: str = "scale", seed: int = 12) -> Graph:
+    """x -> q, k, v LIFs [4 tokens, 6] -> (q·kᵀ)·v -> Scale 1/8 (or a Linear) -> LIF o.
+
+    ``consumer="biased"``: a Linear with a large constant input (a folded BN shift) and a
+    threshold just above it, so the stream's scale gives the Linear a negative exponent.
+    """
+    rng = np.random.default_rng(seed)
+    g = Graph("attn")
+    g.meta["timesteps"] = 4
+    g.add("x", O.Input(shape=(4, 6)), TensorType((4, 6)))
+    g.inputs.append("x")
+    for n in ("q", "k", "v"):
+        _add_node(g, f"enc_{n}", O.Linear(weight=rng.normal(0.3, 1, (6, 6))), "x")
+        _add_node(g, n, O.LIF(tau=2.0, v_threshold=0.5), f"enc_{n}")
+    _add_node(g, "kt", O.Permute((1, 0)), "k")
+    _add_node(g, "qk", O.MatMul(), "q", "kt")  # [4, 4]: counts up to 6
+    _add_node(g, "qkv", O.MatMul(), "qk", "v")  # [4, 6]: counts up to 24
+    if consumer == "scale":
+        _add_node(g, "mix", O.Scale(0.125), "qkv")
+    else:
+        bias = np.full(6, 100.0) if consumer == "biased" else None
+        _add_node(g, "mix", O.Linear(weight=rng.uniform(-0.5, 1, (6, 6)), bias=bias), "qkv")
+    threshold = {"scale": 0.3, "linear": 1.0, "biased": 100.5}[consumer]
+    _add_node(g, "o", O.LIF(tau=2.0, v_threshold=threshold), "mix")
+    _add_node(g, "rate", O.TimeMean(), "o")
+    g.outputs.append("rate")
+    return run_pipeline(g, FRONT_PIPELINE)[0]
+
+
+@pytest.fixture(scope="session")
+def attention_graph() -> Callable[..., Graph]:
+    """``attention_graph(consumer="scale", seed=12)``: a hand-written attention (q, k, v LIFs,
+    ``(q·kᵀ)·v``, a Scale or Linear, a LIF) small enough to expand and cost quickly."""
+    return _attention_graph

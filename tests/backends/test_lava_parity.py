@@ -131,3 +131,41 @@ def test_lava_relay_chains(relay_program) -> None:
         np.testing.assert_array_equal(lava.spikes[pop.name], p.reference_spikes(pop.name))
     out = host.readout(p.graph, p.spec, lava.spikes, p.inputs)
     np.testing.assert_array_equal(out["rate"], p.reference.outputs["rate"])
+
+
+@pytest.mark.runtime
+def test_lava_and_expanded_attention(attention_programs) -> None:
+    """``--attention and`` on Lava: the small spikingformer's spike products as AND neurons.
+
+    Every graph population equals the reference per neuron and step; an AND population (no
+    node value of its own) fires, per step and sample, exactly as many neurons as the
+    reference's product counts sum to, and per neuron as the numpy executor's (checked against
+    the reference the same way in test_lower_attention).
+    """
+    p = attention_programs["and"]
+    a_in, batch = host.encode(p.graph, p.spec, p.inputs)
+    lava = run_on_lava(p.spec, a_in, batch, timeout=600)
+    assert lava.info["batch"] == batch == 3
+    executor = windows(p.spec, simulate(p.spec, a_in, batch), batch)
+    rates, ands = {}, 0
+    for pop in p.spec.populations:
+        got = lava.spikes[pop.name]
+        value = p.reference.values[pop.name]
+        if not pop.checked:
+            ands += 1
+            fired = got.reshape(*got.shape[:2], -1).sum(axis=-1)
+            np.testing.assert_array_equal(
+                fired, value.reshape(*value.shape[:2], -1).sum(axis=-1), err_msg=pop.name
+            )
+            np.testing.assert_array_equal(got, executor[pop.name], err_msg=pop.name)
+            assert got.any(), pop.name
+            continue
+        want = p.reference_spikes(pop.name)
+        np.testing.assert_array_equal(lava.counts[pop.name], want.sum(axis=0), err_msg=pop.name)
+        assert np.array_equal(got, want), _first_mismatch(pop.name, got, want)
+        rates[pop.name] = float(want.mean())
+    assert ands == 2  # q·kᵀ and (q·kᵀ)·v
+    p.assert_lively(rates)
+    out = host.readout(p.graph, p.spec, lava.spikes, p.inputs)
+    for name, want in p.reference.outputs.items():
+        np.testing.assert_array_equal(out[name], want)

@@ -300,3 +300,29 @@ def test_spikingformers_fill_their_cores(name: str, most_chips: int) -> None:
         assert all(core[r if r != "memory" else "memory_bytes"] <= cap
                    for r, cap in plan.limits.items()), core  # fmt: skip
     assert all(r["binding"] in (*plan.limits, "whole layer") for r in plan.layers)
+
+
+def test_what_is_costed_is_what_the_lowering_emits_with_and_expanded_attention(
+    attention_graph,
+) -> None:
+    """``--attention and``: the AND layers' neurons and every layer's stored weights (the unit
+    synapses into the AND neurons, the consumer's synapses from them) as the spec holds them."""
+    from snncc.backends.lower.passes import lower
+    from snncc.passes.manager import PassContext, run_pipeline
+    from snncc.passes.quantize import quantize
+
+    ctx = PassContext(config={"target": "loihi", "attention": "and", "require_program": True})
+    q, ctx = run_pipeline(attention_graph(), [quantize, lower], ctx)
+    spec = ctx.config["program_spec"]
+    emitted: dict[str, int] = {}
+    for c in spec.connections:  # every connection (the two operands of a product share keys)
+        assert c.kind == "conv" or c.target not in ("qk", "qkv", "o")
+        key = "kernel" if c.kind == "conv" else "weights"
+        emitted[c.target] = emitted.get(c.target, 0) + int(np.asarray(c.params[key]).size)
+    plan = plan_partition(q, "loihi", conv_synapses="shared")
+    reported = {r["name"]: r["stored_weights"] for r in plan.layers if r["stored_weights"]}
+    assert reported == emitted
+    assert emitted["qk"] == 2 * 96 and emitted["qkv"] == 2 * 576  # one weight per AND input
+    assert emitted["o"] == 576  # o sums its 24 terms' AND neurons x 24 elements
+    neurons = {r["name"]: r["neurons"] for r in plan.layers}
+    assert {n: neurons[n] for n in ("qk", "qkv")} == {"qk": 96, "qkv": 576}

@@ -1,5 +1,5 @@
-"""A deployed value as a sparse linear function of population spikes (the SpiNNaker lowering's
-working form).
+"""A deployed value as a sparse linear function of population spikes (the working form of the
+AND expansion: SpiNNaker's whole lowering, and Loihi's spike products under ``--attention and``).
 
 Why one representation for everything between two neuron populations: sPyNNaker (and PyNN on
 Brian2) has exactly one way for a value to reach a neuron, a static synapse from one
