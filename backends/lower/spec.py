@@ -99,6 +99,7 @@ class Population:
     role: str = "lif"
     depth: int = 0
     thresholds: tuple[int, ...] = ()  # role "expgif": threshold per step of a group
+    start: int | None = None  # role "expgif": the one group's first step (LoihiExpGIF.start)
 
     @property
     def size(self) -> int:

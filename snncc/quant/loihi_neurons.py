@@ -231,6 +231,7 @@ def lif_neuron(
         bias_mant=bias_mant,
         bias_exp=BIAS_EXP,
         host_scale=c if stream.host else 0.0,
+        start=op.start if isinstance(op, O.ExpGIF) else None,
     )
     g.set_op(n, op)
     q = {"scale": c, "s": c * gain, "stream": stream.index, "vth": vth, "dv": dv, "du": op.du}
@@ -273,6 +274,7 @@ def programmable_neuron(
         thresholds=thresholds,
         bias=scaled.astype(np.int64),
         host_scale=c if stream.host else 0.0,
+        start=op.start if isinstance(op, O.ExpGIF) else None,
     )
     g.set_op(n, new)
     q = {"scale": c, "stream": stream.index, "thresholds": list(thresholds)}

@@ -124,7 +124,12 @@ def test_torch_exported_cnn_is_lossless(tmp_path, bits):
     assert all(np.log2(t).is_integer() for t in conv.thetas.values())
     assert conv.thetas["Clip"] <= 4.0  # Clip(0, 6): theta at most 2^floor(log2 6)
     assert sorted(conv.levels.values()) == [1, 2, 3] and conv.min_timesteps == 3 * bits + 1
-    assert sum(isinstance(g.op(n), O.ExpGIF) for n in g.nodes()) == 3
+    neurons = {n: g.op(n) for n in g.nodes() if isinstance(g.op(n), O.ExpGIF)}
+    assert sorted(neurons) == sorted([*conv.thetas, "clock"])  # the layers and the bias clock
+    assert {j: neurons[j].start for j in conv.thetas} == {
+        j: (level - 1) * bits for j, level in conv.levels.items()
+    }  # fmt: skip
+    assert not any(isinstance(g.op(n), (O.Mul, O.Delay)) for n in g.nodes())  # no gate, no window
     _lossless(ann, g, conv, x_test[:64].astype(np.float64))
     # the front passes snncc runs before every command leave the arithmetic unchanged
     front, _ = run_pipeline(g, FRONT_PIPELINE)
