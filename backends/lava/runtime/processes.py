@@ -162,7 +162,7 @@ class PyExpGIFModelFixed(PyLoihiProcessModel):
         self.depth = int(proc_params["depth"])
         self.reset_interval = int(proc_params["reset_interval"])
         self.reset_offset = int(proc_params["reset_offset"]) % self.reset_interval
-        self.start = proc_params["start"]
+        self.one_group_start = proc_params["start"]  # not self.start: Lava's run loop
         self.v = np.zeros(proc_params["shape"], np.int64)
 
     def run_spk(self) -> None:
@@ -171,5 +171,5 @@ class PyExpGIFModelFixed(PyLoihiProcessModel):
         if self.time_step % self.reset_interval == self.reset_offset:
             self.v[:] = 0
         t = (self.time_step - self.depth - 1) % self.reset_interval  # the step of the sample
-        self.v, y = expgif_step(self.v, a, self.bias, self.thresholds, t, self.start)
+        self.v, y = expgif_step(self.v, a, self.bias, self.thresholds, t, self.one_group_start)
         self.s_out.send(y)
