@@ -8,14 +8,11 @@ reference interpreter's own kernels, independently of the SNN graph.
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from snncc import data
@@ -27,36 +24,6 @@ from snncc.ir import ops as O
 from snncc.passes.manager import run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.reference import run
-
-
-class ResCNN(torch.nn.Module):
-    """Conv-ReLU, a residual Conv-ReLU, average pool, Gemm-Clip(0, 6), Gemm."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
-        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1)
-        self.pool = torch.nn.AvgPool2d(2)
-        self.l1 = torch.nn.Linear(8 * 4 * 4, 32)
-        self.l2 = torch.nn.Linear(32, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = torch.relu(self.c1(x))
-        b = torch.relu(self.c2(a)) + a
-        h = torch.clamp(self.l1(torch.flatten(self.pool(b), 1)), 0, 6)
-        return self.l2(h)
-
-
-def _torch_onnx(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    model = ResCNN().eval()
-    buf = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript exporter (onnxscript is not installed)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), buf, dynamo=False)
-    path = tmp_path / "rescnn.onnx"
-    path.write_bytes(buf.getvalue())
-    return path
 
 
 def _init(name: str, a: np.ndarray) -> onnx.TensorProto:
@@ -113,8 +80,8 @@ def _lossless(ann, g, conv, x: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("bits", [2, 4])
-def test_torch_exported_cnn_is_lossless(tmp_path, bits):
-    ann = read_onnx(_torch_onnx(tmp_path))
+def test_torch_exported_cnn_is_lossless(rescnn_onnx, bits):
+    ann = read_onnx(rescnn_onnx)
     assert [a.onnx_op for a in ann.nodes.values()][1:] == [
         "Conv", "Relu", "Conv", "Relu", "Add", "AveragePool", "Flatten", "Gemm", "Clip", "Gemm",
     ]  # fmt: skip
@@ -185,8 +152,8 @@ def test_unsupported_onnx_nodes_are_all_listed(tmp_path):
     assert "AveragePool" in e.value.format()  # what would work
 
 
-def test_too_few_timesteps(tmp_path):
-    ann = read_onnx(_torch_onnx(tmp_path))
+def test_too_few_timesteps(rescnn_onnx):
+    ann = read_onnx(rescnn_onnx)
     x, _ = data.digits("train", size=8)
     with pytest.raises(SnnccError) as e:
         convert(ann, x[:8], bits=4, timesteps=12)
@@ -195,8 +162,8 @@ def test_too_few_timesteps(tmp_path):
     assert conv.bits == 3
 
 
-def test_convert_cli_writes_a_model_every_command_reads(tmp_path, capsys):
-    onnx_path = _torch_onnx(tmp_path)
+def test_convert_cli_writes_a_model_every_command_reads(tmp_path, capsys, rescnn_onnx):
+    onnx_path = rescnn_onnx
     out = tmp_path / "snn.pt"
     code = main(["convert", str(onnx_path), "--timesteps", "13", "--bits", "4",
                  "--calibrate", "digits", "-o", str(out)])  # fmt: skip
