@@ -8,40 +8,50 @@ with a per-layer threshold ``theta_j``, a power of two calibrated on data (the s
 ``2^e >= max`` pre-activation over the calibration samples, layer by layer on the quantized
 values before it; for Clip at most ``2^floor(log2 max)`` so that saturation stays below it).
 Powers of two keep every quantized value a short dyadic number, so sums of bit-weighted events
-are exact in float64 and nothing below depends on rounding.
+are exact in float64.
 
-**Why ExpG-IF reproduces it exactly.** An ExpG-IF neuron (:class:`snncc.ir.ops.ExpGIF`) that
-receives its whole input ``a`` at the first step of a K-step group (bit phase 0), with ``v = 0``
-before, emits the binary expansion of ``q(a)`` MSB first: each ``v - th`` is exact (Sterbenz), so
-its bits are ``floor(a * 2^K / theta)`` and it saturates at ``2^K - 1`` for ``a >= theta``.
+**Why ExpG-IF reproduces it exactly.** A one-group ExpG-IF neuron (:class:`snncc.ir.ops.ExpGIF`
+with ``start``) integrates its input at steps ``t <= start`` and then, at steps ``start …
+start + K - 1``, emits the binary expansion of ``q(a)`` of the sum ``a`` MSB first: each
+``v - th`` is exact (Sterbenz), so its bits are ``floor(a * 2^K / theta)``, it saturates at
+``2^K - 1`` for ``a >= theta``, and it is silent afterwards, so the sum of all its events over
+the sample is exactly ``q(a)``.
 
 **The pipeline.** A layer can fire its MSB only once every bit of its input is known, so layer
 levels run in consecutive groups: an activation at level ``L`` (``L = 1 +`` the highest level it
-reads) fires during steps ``[(L-1)K, LK)``. Its input at its first step is built from IR ops:
+reads) has ``start = (L-1) K`` and fires during steps ``[(L-1)K, LK)``. Its input is a plain sum
+of synapses, as on a neurocore:
 
-- the events of a source activation ``i`` are summed over *its* group by ``K`` delays (a window:
-  ``Delay(d)`` for ``d`` in ``[(L-L_i-1)K+1, (L-L_i)K]`` and an ``Add``), which is exactly ``q_i``;
-- the ANN's linear ops (Conv/Linear with their biases, pooling, residual ``Add``, reshapes) are
-  applied to those windows at every step, exactly as the ANN applies them to ``q``;
-- the result is multiplied by a *gate*, a 0/1 impulse at the layer's first step made from the
-  input by ``Linear(0, bias 1)`` (a constant 1) and two delays, so the neuron integrates it once.
+- level 1 reads the input (a host current, the same at every step) through the ANN's ops and
+  integrates it once, at step 0;
+- a deeper level reads each source activation's events at every step through that source's
+  *linear part* of the ANN ops between them (biases removed): the ANN's own op when the path has
+  one synaptic op or pool plus re-indexing, else their composition as one dense ``Linear``
+  (a chip cannot pool or re-weight a sum of currents). The sources have all finished by
+  ``start``, so the neuron has integrated ``A q`` by then;
+- the constant term ``f(0)`` (biases, through the ops after them) arrives once, as the weight of
+  a synapse from a *clock*: a 1-bit one-group ExpG-IF neuron fed a constant 1 that fires once,
+  at step 0.
 
-The output (the last linear ops after the last activation) reads each source window gated by
-``T`` at step ``(L_out-1)K`` through a ``TimeMean``: ``T q / T = q`` exactly, so the final
-Linear sees exactly ``q`` and its logits equal the quantized ANN's. The SNN needs
-``T >= (L_out - 1) K + 1`` steps. Events a saturated neuron keeps firing after its group are never
-summed (every window covers one group).
+The output (the last linear ops after the last activation) reads ``T x`` each source's events
+through a ``TimeMean``: ``sum(T e) / T = q`` exactly, so the final ops see exactly ``q`` and its
+logits are the quantized ANN's. The SNN needs ``T >= (L_out - 1) K + 1`` steps.
 
-The gates and windows make the graph a faithful *reference* of the ExpG-IF pipeline; deploying
-it on a chip needs a phase-aware ExpG-IF (a neuron that integrates only at its group's first step)
-instead of the gate products, which is the Lava backend's part (docs/interop.md).
+**Exactness.** Every event is ``theta·2^-(k+1)`` (power-of-two thresholds), every product of a
+float32 weight with it is exact, and the neuron's sum over steps equals the ANN's ``W q + b``
+whenever those float64 sums are exact, i.e. when the values do not span more than 53 bits (the
+case for float32 weights within about 2^25 of each other, power-of-two pools); a layer whose
+sums round may differ from the ANN in the last bit, which can move a code only at a
+quantization boundary. ``snncc convert`` checks 16 calibration samples before writing and the
+tests check whole test splits. On Loihi every layer is the programmable neuron
+``LoihiExpGIF`` with the same ``start`` (integer weights: an approximation of this graph, not
+bit-equal to it).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -124,6 +134,14 @@ def calibrate(ann: Ann, x: np.ndarray, bits: int) -> dict[str, float]:
     thetas: dict[str, float] = {}
     ann_forward(ann, x, thetas=thetas, bits=bits, calibrate=True)
     return thetas
+
+
+def _refuse(node: str, why: str, hint: str) -> SnnccError:
+    """``CV010`` (exit 3) for an ANN construct the conversion cannot express."""
+    d = Diagnostic(UNSUPPORTED, Severity.ERROR, why, node=node, hint=hint)
+    return SnnccError.from_diagnostics(
+        "the ANN cannot be converted", [d], code=UNSUPPORTED, exit_code=3
+    )
 
 
 # -- the SNN graph ------------------------------------------------------------------------------
@@ -225,12 +243,13 @@ class _Builder:
         shape, size = self.ann.nodes[s].shape, math.prod(self.ann.nodes[s].shape)
         out_shape = self.ann.nodes[pre].shape
         if size * math.prod(out_shape) > _DENSE_MAX:
-            d = Diagnostic(UNSUPPORTED, Severity.ERROR, f"the linear ops from {s} to this layer "
-                           f"({', '.join(sub)}) compose to a {math.prod(out_shape)} x {size} "
-                           f"matrix, over {_DENSE_MAX} synapses", node=pre,
-                           hint="an activation between the ops (one synaptic op per layer)")  # fmt: skip
-            raise SnnccError.from_diagnostics("the ANN cannot be converted", [d],
-                                              code=UNSUPPORTED, exit_code=3)  # fmt: skip
+            raise _refuse(
+                pre,
+                f"the linear ops from {s} to this layer "
+                f"({', '.join(sub)}) compose to a {math.prod(out_shape)} x {size} "
+                f"matrix, over {_DENSE_MAX} synapses",
+                "an activation between them (one synaptic op per layer)",
+            )
         vals = {s: np.eye(size).reshape(size, *shape)}
         for n in sub:
             a = self.ann.nodes[n]
@@ -317,23 +336,24 @@ def levels(ann: Ann) -> tuple[dict[str, int], int]:
     acts = {n: lvl[n] for n in ann.activations()}
     for j, level in acts.items():
         if level > 1 and ann.input in region(ann, j)[1]:
-            d = Diagnostic(UNSUPPORTED, Severity.ERROR, "a layer after the first activations also "
-                           "reads the network input (a skip from the input): on chip the input "
-                           "is a current at every step, which a one-group neuron would add "
-                           f"{(level - 1)} x bits + 1 times", node=j,
-                           hint="start the skip after the first activation")  # fmt: skip
-            raise SnnccError.from_diagnostics("the ANN cannot be converted", [d],
-                                              code=UNSUPPORTED, exit_code=3)  # fmt: skip
+            raise _refuse(
+                j,
+                "a layer after the first activations also "
+                "reads the network input (a skip from the input): on chip the input "
+                "is a current at every step, which a one-group neuron would add "
+                f"{(level - 1)} x bits + 1 times",
+                "start the skip after the first activation",
+            )
     out = ann.output
     out_level = lvl[out] + 1
     if ann.nodes[out].op is not None:
         _, sources = region(ann, out)
         if ann.input in sources or not acts:
-            d = Diagnostic(UNSUPPORTED, Severity.ERROR, "the output reads the input through "
-                           "linear ops only (no activation in between)", node=out,
-                           hint="an ANN whose output layer follows a ReLU")  # fmt: skip
-            raise SnnccError.from_diagnostics("the ANN cannot be converted", [d],
-                                              code=UNSUPPORTED, exit_code=3)  # fmt: skip
+            raise _refuse(
+                out,
+                "the output reads the input through linear ops only (no activation in between)",
+                "an ANN whose output layer follows a ReLU",
+            )
     return acts, out_level
 
 

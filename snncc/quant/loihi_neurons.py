@@ -231,7 +231,6 @@ def lif_neuron(
         bias_mant=bias_mant,
         bias_exp=BIAS_EXP,
         host_scale=c if stream.host else 0.0,
-        start=op.start if isinstance(op, O.ExpGIF) else None,
     )
     g.set_op(n, op)
     q = {"scale": c, "s": c * gain, "stream": stream.index, "vth": vth, "dv": dv, "du": op.du}
