@@ -8,6 +8,7 @@ reference interpreter's own kernels, independently of the SNN graph.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -216,16 +217,19 @@ def test_not_onnx(tmp_path, capsys):
 
 
 def test_example_script_runs(tmp_path):
-    """examples/ann_to_snn.py end to end (2 epochs): every test digit bit-identical."""
+    """examples/ann_to_snn.py end to end (2 epochs): every test digit bit-identical, and the
+    Loihi compile's accuracy reported (its Lava run is tests/interop/test_ann2snn_loihi.py's)."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
         [sys.executable, str(root / "examples" / "ann_to_snn.py"), "--epochs", "2",
-         "--out", str(tmp_path / "out")],
+         "--lava-samples", "0", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=600, cwd=root,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "bit-identical to the quantized ANN on 450/450 samples" in proc.stdout
+    assert re.search(r"Loihi 2 \(bit-accurate\) +\d+\.\d%  \(450 samples\)", proc.stdout)
+    assert (tmp_path / "out" / "loihi" / "network.py").is_file()
     assert (tmp_path / "out" / "snn.pt").is_file()
