@@ -233,3 +233,31 @@ def test_example_script_runs(tmp_path):
     assert re.search(r"Loihi 2 \(bit-accurate\) +\d+\.\d%  \(450 samples\)", proc.stdout)
     assert (tmp_path / "out" / "loihi" / "network.py").is_file()
     assert (tmp_path / "out" / "snn.pt").is_file()
+
+
+def test_a_skip_from_the_input_into_a_deeper_layer_is_refused(tmp_path):
+    """x -> Relu(Conv) = a; Relu(Conv(x) + Conv(a)): the input's current reaches a level-2
+    one-group neuron at every step, so it would be integrated 1 + K times (CV010, exit 3)."""
+    rng = np.random.default_rng(2)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["a"], name="relu1"),
+        helper.make_node("Conv", ["x", "w2"], ["c2"], pads=[1, 1, 1, 1], name="skip"),
+        helper.make_node("Conv", ["a", "w3"], ["c3"], pads=[1, 1, 1, 1], name="conv3"),
+        helper.make_node("Add", ["c2", "c3"], ["s"], name="join"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu2"),
+    ]
+    inits = [_init("w1", rng.normal(0, 0.5, (2, 1, 3, 3))),
+             _init("w2", rng.normal(0, 0.5, (2, 1, 3, 3))),
+             _init("w3", rng.normal(0, 0.5, (2, 2, 3, 3)))]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "skip", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], inits,
+    )  # fmt: skip
+    path = tmp_path / "skip.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    ann = read_onnx(path)
+    with pytest.raises(SnnccError) as e:
+        convert(ann, rng.normal(0, 1, (8, 1, 4, 4)), bits=2, timesteps=5)
+    assert e.value.exit_code == 3 and e.value.code == "CV010"
+    assert [d.node for d in e.value.diagnostics] == ["relu2"]
