@@ -8,20 +8,24 @@
    grouped exponential coding), layers pipelined in groups of K steps;
 4. load ``snn.pt`` the way ``snncc compile`` does (``snncc.loading`` plus the front passes) and
    run the bit-exact float reference interpreter on the whole test split;
-5. print the float ANN, the K-bit quantized ANN and the SNN accuracy, and how many test samples
-   give bit-identical outputs (all of them: the conversion is lossless).
+5. ``snncc compile snn.pt --target loihi --eval digits``: every layer becomes Loihi 2's
+   programmable ExpG-IF neuron (integer weights, thresholds and a one-group schedule); the
+   compile report holds the bit-accurate Loihi reference's accuracy on the whole test split;
+6. ``snncc run BUILD --data digits --samples N --check``: the emitted Lava program on ``N`` test
+   digits, every neuron's spikes compared with that reference (needs the Lava runtime,
+   ``make setup``; ``--lava-samples 0`` skips it);
+7. print the float ANN, the K-bit quantized ANN, the SNN and the Loihi accuracy, how many test
+   samples give SNN outputs bit-identical to the quantized ANN (all of them: the conversion is
+   lossless) and the Lava parity verdict.
 
-The Loihi run of the converted SNN (ExpG-IF as a programmable Lava neuron) is not part of this
-example yet: ``snncc compile snn.pt --target loihi`` refuses the graph's gate products (the Lava
-backend's ExpG-IF work; docs/interop.md, "What is pending").
-
-    python examples/ann_to_snn.py [--bits 4] [--epochs 15] [--out out/ann2snn]
+    python examples/ann_to_snn.py [--bits 4] [--epochs 15] [--lava-samples 16] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -88,6 +92,8 @@ def main() -> int:
     p.add_argument("--bits", type=int, default=4, help="bits per activation (default 4)")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lava-samples", type=int, default=16,
+                   help="test digits run on Lava with --check (0: skip; default 16)")  # fmt: skip
     p.add_argument("--out", default=str(ROOT / "out" / "ann2snn"))
     args = p.parse_args()
     torch.set_num_threads(2)
@@ -132,13 +138,31 @@ def main() -> int:
     q_logits, _ = ann_forward(ann, x, thetas=loaded.config["thetas"], bits=args.bits)
     same = int(np.sum(np.all(snn_logits == q_logits, axis=-1)))
 
+    build = out / "loihi"
+    argv = ["compile", str(out / "snn.pt"), "--target", "loihi", "--budget", "8MiB",
+            "--eval", "digits", "-o", str(build), "--force"]  # fmt: skip
+    print(f"5. $ snncc {' '.join(argv)}", flush=True)
+    if snncc(argv) != 0:
+        return 1
+    loihi = json.loads((build / "report.json").read_text())["accuracy"]
+    parity = "skipped (--lava-samples 0)"
+    if args.lava_samples > 0:
+        argv = ["run", str(build), "--data", "digits", "--samples", str(args.lava_samples),
+                "--check"]  # fmt: skip
+        print(f"6. $ snncc {' '.join(argv)}", flush=True)
+        code = snncc(argv)
+        if code != 0:
+            return code
+        parity = f"every spike equals the Loihi reference on {args.lava_samples} test digits"
+
     print(f"\n{len(x)} test digits, T = {T} steps, K = {args.bits} bits:")
     print(f"  float ANN (torch)          {accuracy(torch_logits, y_test):.1%}")
     print(f"  float ANN (snncc kernels)  {accuracy(ann_logits, y_test):.1%}")
     print(f"  {args.bits}-bit quantized ANN       {accuracy(q_logits, y_test):.1%}")
     print(f"  ExpG-IF SNN (reference)    {accuracy(snn_logits, y_test):.1%}")
+    print(f"  Loihi 2 (bit-accurate)     {loihi['quantized']:.1%}  ({loihi['samples']} samples)")
     print(f"  SNN outputs bit-identical to the quantized ANN on {same}/{len(x)} samples")
-    print("  Loihi 2: pending (ExpG-IF as a programmable Lava neuron; docs/interop.md)")
+    print(f"  Lava: {parity}")
     return 0 if same == len(x) else 1
 
 

@@ -219,7 +219,7 @@ def _expgif_lines(p: Population, bias: str, period: int) -> list[str]:
         f"    # ({what}: programmable neuron, microcode on Loihi 2)",
         f"    lif[{p.name!r}] = ExpGIFNeuron(",
         f"        shape=({p.size},), thresholds={tuple(int(t) for t in p.thresholds)}, "
-        f'bias=w["{bias}"], depth={p.depth},',
+        f'bias=w["{bias}"], depth={p.depth}, start={p.start!r},',
         f"        reset_interval=PERIOD, reset_offset={(p.depth + 1) % period}, name={p.name!r})",
     ]
 

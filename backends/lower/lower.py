@@ -313,7 +313,7 @@ def _population(g: Graph, n: str) -> Population:
     op = g.op(n)
     shape = tuple(g.type(n).shape)
     if isinstance(op, O.LoihiExpGIF):
-        if int(g.meta["timesteps"]) % op.bits:
+        if op.start is None and int(g.meta["timesteps"]) % op.bits:
             raise lowering_error(
                 n,
                 f"T = {g.meta['timesteps']} is not a multiple of the neuron's {op.bits} bits: "
@@ -322,8 +322,9 @@ def _population(g: Graph, n: str) -> Population:
             )
         bias = np.broadcast_to(np.asarray(op.bias, np.int64), shape).reshape(-1)
         return Population(
-            n, shape, 0, 0, 0, narrow(bias), 0, role="expgif", thresholds=tuple(op.thresholds)
-        )
+            n, shape, 0, 0, 0, narrow(bias), 0, role="expgif", thresholds=tuple(op.thresholds),
+            start=op.start,
+        )  # fmt: skip
     bias = np.broadcast_to(np.asarray(op.bias_mant, np.int64), shape).reshape(-1)
     return Population(n, shape, int(op.du), int(op.dv), int(op.vth), narrow(bias), int(op.bias_exp))
 

@@ -12,9 +12,11 @@ which is exactly where a fresh trace starts). The result is the same step for st
 
 Units: ``a_in`` and the host inputs are integers; spikes are uint8 ``[steps, neurons]`` with row
 ``τ - 1`` holding Lava step ``τ``. A programmable-neuron population (role ``expgif``) sends its
-graded payload ``2^(K-1-k)`` to the connections reading it; its spike train is still 0/1. Its
-bit ``k`` at Lava step ``τ`` is ``(τ - depth - 1) mod K`` (sample windows start at a group's
-first bit since ``T`` is a multiple of ``K``), the phase its Lava process uses too.
+graded payload ``2^(K-1-k)`` to the connections reading it; its spike train is still 0/1. Lava
+step ``τ`` is step ``t = (τ - depth - 1) mod T`` of a sample for it, and its bit there is
+``t mod K`` (sample windows start at a group's first bit since ``T`` is then a multiple of
+``K``) or, for a one-group neuron (``start``), its schedule around ``start``: the step its Lava
+process counts too.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ def run_population(p: Population, a: np.ndarray, period: int) -> np.ndarray:
     out = np.zeros(a.shape, np.int64 if p.role == "expgif" else np.uint8)
     for lo, hi in zip(rows[:-1], rows[1:], strict=True):
         if p.role == "expgif":
-            phase = (lo - p.depth) % p.bits
-            _, out[lo:hi] = expgif_trace(a[lo:hi], p.thresholds, p.bias_mant, phase)
+            step = (lo - p.depth) % period
+            _, out[lo:hi] = expgif_trace(a[lo:hi], p.thresholds, p.bias_mant, step, p.start)
         else:
             _, _, out[lo:hi] = lif_trace(a[lo:hi], p.du, p.dv, p.vth, p.bias_mant, p.bias_exp)
     return out

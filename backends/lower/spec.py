@@ -102,6 +102,7 @@ class Population:
     #: Whether the spikes are the reference value of the node the population is named after
     #: (False for an AND expansion of a product: one neuron per term, not per element).
     checked: bool = True
+    start: int | None = None  # role "expgif": the one group's first step (LoihiExpGIF.start)
 
     @property
     def size(self) -> int:

@@ -143,7 +143,11 @@ def neuron_op(module: nn.Module, path: str) -> O.Op | Diagnostic:
     if name in IF_CLASSES:
         return O.IF(v_threshold=float(v_th), v_reset=v_reset)
     if name == "ExpGIF" and hasattr(O, "ExpGIF"):
-        return O.ExpGIF(theta=float(module.theta), bits=int(module.bits))  # type: ignore[attr-defined]
+        start = getattr(module, "start", None)
+        return O.ExpGIF(  # type: ignore[attr-defined]
+            theta=float(module.theta), bits=int(module.bits),
+            start=None if start is None else int(start),
+        )  # fmt: skip
     return Diagnostic(
         "FE002",
         Severity.ERROR,

@@ -319,17 +319,44 @@ class ExpGIF(Op):
     units of ``theta * 2**-K`` (``K`` bits), so a synapse reading it accumulates a weight shifted
     by the step's bit position and never multiplies. The reference records ``S = (Y != 0)`` as the
     neuron's spike train.
+
+    ``start`` (None by default) makes it a *one-group* neuron, what ANN conversion deploys: it
+    integrates ``X`` only at steps ``t <= start`` (no spike before ``start``), fires only at
+    steps ``start … start + K - 1`` with ``k = t - start``, and is silent and deaf afterwards
+    (:func:`expgif_schedule`). Its K events are then the K-bit code of the sum of its inputs up
+    to ``start``, however they were spread over those steps, with no gate on the input.
     """
 
     NEURON: ClassVar[bool] = True
     theta: float = 1.0
     bits: int = 4
+    start: int | None = None
 
     def _validate(self) -> None:
         if not self.theta > 0:
             self._fail("theta", f"must be positive, got {self.theta}")
         if int(self.bits) != self.bits or self.bits < 1:
             self._fail("bits", f"must be a positive integer, got {self.bits}")
+        _check_start(self)
+
+
+def _check_start(op: Op) -> None:
+    start = getattr(op, "start", None)
+    if start is not None and (int(start) != start or start < 0):
+        op._fail("start", f"must be None or an integer >= 0, got {start}")
+
+
+def expgif_schedule(t: int, bits: int, start: int | None) -> tuple[bool, int | None]:
+    """``(integrates, bit)`` of an ExpG-IF neuron (float or Loihi) at step ``t`` of a sample.
+
+    ``start`` None: integrate every step, bit ``t mod K`` (periodic groups). Otherwise one group:
+    integrate at ``t <= start``, bit ``t - start`` during ``start … start + K - 1`` and no bit
+    (no spike) outside it. The one definition every kernel and the Lava process use.
+    """
+    if start is None:
+        return True, t % bits
+    k = t - start
+    return t <= start, (k if 0 <= k < bits else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,6 +548,10 @@ class LoihiExpGIF(Op):
     with ``num_message_bits > 0``); the reference records ``s = (y != 0)`` as the spike train.
     No leak and no reset at group boundaries: the residual carries on (as in the float model).
     On Loihi 2 this is a neuron microcode program; on Lava a custom fixed-point process.
+
+    ``start`` as in :class:`ExpGIF` (:func:`expgif_schedule`): when set, ``a + bias`` is added
+    only at steps ``t <= start`` and the neuron fires only at ``start … start + K - 1``
+    (``k = t - start``); ``t`` counts the steps of a sample.
     """
 
     NEURON: ClassVar[bool] = True
@@ -528,6 +559,7 @@ class LoihiExpGIF(Op):
     thresholds: tuple[int, ...] = (1,)
     bias: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(1, np.int64))
     host_scale: float = 0.0
+    start: int | None = None
 
     def _validate(self) -> None:
         if int(self.bits) != self.bits or not 1 <= self.bits <= 16:
@@ -541,6 +573,7 @@ class LoihiExpGIF(Op):
         _check_int_array(self, "bias", -m, m)
         if self.host_scale < 0:
             self._fail("host_scale", f"must be >= 0, got {self.host_scale}")
+        _check_start(self)
 
     @property
     def payloads(self) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snncc.ir.ops import expgif_schedule
 from snncc.nn.neurons import SigmoidSurrogate
 
 
@@ -51,7 +52,13 @@ class ExpGIF(nn.Module):
     (so every bit sees the same relative sharpness); ``detach_reset`` cuts the gradient through
     the soft reset. Neither affects the forward values.
 
-    Attributes read by the snncc frontend: ``theta`` (float) and ``bits`` (int, ``K``).
+    ``start`` (default None) makes a *one-group* neuron (what ANN→SNN conversion emits): it
+    integrates ``x[t]`` only at ``t <= start``, fires only at ``start … start + K - 1`` with
+    ``k = t - start``, and is silent afterwards (:func:`snncc.ir.ops.expgif_schedule`). Its K
+    events are the K-bit code of everything it received up to ``start``, so it needs no gate on
+    its input, and a neuron reading it sums exactly one group of its events.
+
+    Attributes read by the snncc frontend: ``theta`` (float), ``bits`` (int, ``K``), ``start``.
     """
 
     def __init__(
@@ -60,13 +67,17 @@ class ExpGIF(nn.Module):
         bits: int = 4,
         detach_reset: bool = True,
         surrogate_alpha: float = 4.0,
+        start: int | None = None,
     ) -> None:
         super().__init__()
         if not theta > 0:
             raise ValueError(f"ExpGIF theta must be positive, got {theta}")
         if int(bits) != bits or bits < 1:
             raise ValueError(f"ExpGIF bits must be a positive integer, got {bits}")
+        if start is not None and (int(start) != start or start < 0):
+            raise ValueError(f"ExpGIF start must be None or an integer >= 0, got {start}")
         self.theta = float(theta)
+        self.start = None if start is None else int(start)
         self.bits = int(bits)
         self.detach_reset = bool(detach_reset)
         self.surrogate_alpha = float(surrogate_alpha)
@@ -80,8 +91,13 @@ class ExpGIF(nn.Module):
         v: torch.Tensor | float = 0.0
         out = []
         for t in range(x_seq.shape[0]):
-            th = self.threshold(t)
-            v = v + x_seq[t]
+            integrates, k = expgif_schedule(t, self.bits, self.start)
+            if integrates:
+                v = v + x_seq[t]
+            if k is None:  # a one-group neuron outside its group: silent
+                out.append(torch.zeros_like(x_seq[t]))
+                continue
+            th = self.theta * (2.0 ** -(k + 1))
             s = SigmoidSurrogate.apply(v - th, self.surrogate_alpha / th)
             s_d = s.detach() if self.detach_reset else s
             v = v - s_d * th
@@ -89,4 +105,5 @@ class ExpGIF(nn.Module):
         return torch.stack(out)
 
     def extra_repr(self) -> str:
-        return f"theta={self.theta}, bits={self.bits}, detach_reset={self.detach_reset}"
+        start = "" if self.start is None else f", start={self.start}"
+        return f"theta={self.theta}, bits={self.bits}{start}, detach_reset={self.detach_reset}"

@@ -323,6 +323,7 @@ def programmable_neuron(
         thresholds=thresholds,
         bias=scaled.astype(np.int64),
         host_scale=c if stream.host else 0.0,
+        start=op.start if isinstance(op, O.ExpGIF) else None,
     )
     g.set_op(n, new)
     q = {"scale": c, "stream": stream.index, "thresholds": list(thresholds)}

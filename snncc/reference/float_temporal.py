@@ -95,10 +95,14 @@ def expgif(op: O.ExpGIF, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarray:
     x = _per_step_input(op, xs, ctx)
     theta, bits = float(op.theta), int(op.bits)
     v = np.zeros(x.shape[1:])
-    y = np.empty_like(x)
+    y = np.zeros_like(x)
     for t in range(x.shape[0]):
-        th = theta * (2.0 ** -((t % bits) + 1))
-        v = v + x[t]
+        integrates, k = O.expgif_schedule(t, bits, op.start)
+        if integrates:
+            v = v + x[t]
+        if k is None:  # a one-group neuron outside its group: silent
+            continue
+        th = theta * (2.0 ** -(k + 1))
         s = (v - th >= 0).astype(np.float64)
         v = v - s * th
         y[t] = s * th

@@ -117,15 +117,17 @@ def expgif_trace(
     thresholds: tuple[int, ...],
     bias: np.ndarray | int = 0,
     phase: int = 0,
+    start: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the programmable neuron :class:`~snncc.ir.ops.LoihiExpGIF` over ``a_in = [T, ...]``.
 
     Returns ``(v, payload)``: the state after each step and the graded payload sent
-    (``2^(K-1-k)`` on a spike at bit ``k``, else 0), both int64. Step ``t`` is bit
-    ``k = (phase + t) mod K`` (``K = len(thresholds)``): a run that starts mid-group (the Lava
-    executor's first segment) passes its phase. Integer arithmetic in the order of the op's
-    docstring: add input and bias, saturate at ±(2^23 - 1), fire on ``v >= threshold``,
-    subtract the threshold.
+    (``2^(K-1-k)`` on a spike at bit ``k``, else 0), both int64. Row ``t`` is step
+    ``phase + t`` of the sample: bit ``k = (phase + t) mod K`` (``K = len(thresholds)``), or
+    the one-group schedule of ``start`` (:func:`~snncc.ir.ops.expgif_schedule`); a run that
+    starts mid-sample (a Lava executor segment) passes its step. Integer arithmetic in the order
+    of the op's docstring: add input and bias, saturate at ±(2^23 - 1), fire on
+    ``v >= threshold``, subtract the threshold.
     """
     a = np.asarray(a_in, dtype=np.int64)
     b = np.asarray(bias, dtype=np.int64)
@@ -134,23 +136,36 @@ def expgif_trace(
     vs = np.empty((a.shape[0],) + shape, np.int64)
     out = np.empty((a.shape[0],) + shape, np.int64)
     for t in range(a.shape[0]):
-        v, out[t] = expgif_step(v, a[t], b, thresholds, phase + t)
+        v, out[t] = expgif_step(v, a[t], b, thresholds, phase + t, start)
         vs[t] = v
     return vs, out
 
 
 def expgif_step(
-    v: np.ndarray, a: np.ndarray, bias: np.ndarray, thresholds: tuple[int, ...], t: int
+    v: np.ndarray,
+    a: np.ndarray,
+    bias: np.ndarray,
+    thresholds: tuple[int, ...],
+    t: int,
+    start: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One step of :class:`~snncc.ir.ops.LoihiExpGIF` at bit ``k = t mod K``: ``(v, payload)``.
+    """Step ``t`` of a sample of :class:`~snncc.ir.ops.LoihiExpGIF`: ``(v, payload)``.
 
-    The one definition of the neuron's arithmetic: the reference trace and the Lava process
-    model (``snncc.backends.lava.runtime.processes``) both call it.
+    Bit ``k = t mod K``, or with ``start`` the one-group schedule
+    (:func:`~snncc.ir.ops.expgif_schedule`: add ``a + bias`` only at ``t <= start``, fire only
+    at ``start … start + K - 1``). The one definition of the neuron's arithmetic: the reference
+    trace and the Lava process model (``snncc.backends.lava.runtime.processes``) both call it.
     """
     bits = len(thresholds)
-    k = t % bits
+    integrates, k = O.expgif_schedule(t, bits, start)
+    v = np.asarray(v, np.int64)
+    if integrates:
+        v = np.clip(v + a + bias, -(MAX_UV - 1), MAX_UV - 1)
+    else:
+        v = np.broadcast_to(v, np.broadcast_shapes(v.shape, np.shape(a), np.shape(bias))).copy()
+    if k is None:
+        return v, np.zeros(v.shape, np.int64)
     th = int(thresholds[k])
-    v = np.clip(np.asarray(v, np.int64) + a + bias, -(MAX_UV - 1), MAX_UV - 1)
     s = v >= th
     return np.where(s, v - th, v), np.where(s, 1 << (bits - 1 - k), 0).astype(np.int64)
 
@@ -166,7 +181,7 @@ def loihi_expgif(op: O.LoihiExpGIF, xs: list[np.ndarray], ctx: KernelCtx) -> np.
         a = np.rint(x).astype(np.int64)
         if not np.array_equal(a, x):
             raise ctx.fail(op, "input is not integer a_in (is the graph quantized for loihi?)")
-    _, y = expgif_trace(a, op.thresholds, op.bias)
+    _, y = expgif_trace(a, op.thresholds, op.bias, start=op.start)
     return np.broadcast_to(y, x.shape).astype(np.float64)
 
 

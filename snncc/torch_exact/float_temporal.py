@@ -83,10 +83,14 @@ def build_expgif(op: O.ExpGIF, info: NodeInfo) -> Kernel:
         x = _per_step(k, xs)
         theta, bits = float(k.op.theta), int(k.op.bits)
         v = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
-        y = torch.empty_like(x)
+        y = torch.zeros_like(x)
         for t in range(x.shape[0]):
-            th = theta * (2.0 ** -((t % bits) + 1))
-            v = v + x[t]
+            integrates, bit = O.expgif_schedule(t, bits, k.op.start)
+            if integrates:
+                v = v + x[t]
+            if bit is None:  # a one-group neuron outside its group: silent
+                continue
+            th = theta * (2.0 ** -(bit + 1))
             s = (v - th >= 0).to(x.dtype)
             v = v - s * th
             y[t] = s * th

@@ -93,18 +93,27 @@ def lif_steps(
 
 
 def expgif_steps(
-    a: torch.Tensor, thresholds: tuple[int, ...], bias: torch.Tensor, phase: int = 0
+    a: torch.Tensor,
+    thresholds: tuple[int, ...],
+    bias: torch.Tensor,
+    phase: int = 0,
+    start: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The programmable neuron over int64 ``a = [T, ...]``: ``(v after each step, payloads)``."""
+    """The programmable neuron over int64 ``a = [T, ...]``: ``(v after each step, payloads)``;
+    row ``t`` is step ``phase + t`` of the sample (:func:`~snncc.ir.ops.expgif_schedule`)."""
     bits = len(thresholds)
     shape = torch.broadcast_shapes(a.shape[1:], bias.shape)
     v = torch.zeros(shape, dtype=torch.int64, device=a.device)
     vs = torch.empty((a.shape[0],) + tuple(shape), dtype=torch.int64, device=a.device)
-    out = torch.empty_like(vs)
+    out = torch.zeros_like(vs)
     for t in range(a.shape[0]):
-        k = (phase + t) % bits
+        integrates, k = O.expgif_schedule(phase + t, bits, start)
+        if integrates:
+            v = torch.clamp(v + a[t] + bias, -(MAX_UV - 1), MAX_UV - 1)
+        vs[t] = v
+        if k is None:  # a one-group neuron outside its group: silent
+            continue
         th = int(thresholds[k])
-        v = torch.clamp(v + a[t] + bias, -(MAX_UV - 1), MAX_UV - 1)
         s = v >= th
         v = v - s * th
         vs[t] = v
@@ -146,7 +155,8 @@ def build_loihi_expgif(op: O.LoihiExpGIF, info: NodeInfo) -> Kernel:
 
     def fn(k: Kernel, xs: list[torch.Tensor], run: RunCtx) -> torch.Tensor:
         x = _per_step(k, xs)
-        _, y = expgif_steps(a_in(k, x), tuple(int(t) for t in k.op.thresholds), k.t("bias"))
+        th = tuple(int(t) for t in k.op.thresholds)
+        _, y = expgif_steps(a_in(k, x), th, k.t("bias"), start=k.op.start)
         return torch.broadcast_to(y, x.shape).to(torch.float64)
 
     return Kernel(op, info, fn, {"bias": i64(op.bias)})

@@ -7,6 +7,10 @@ purpose without any snncc code, so the importer is checked against an independen
 
 from __future__ import annotations
 
+import io
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -46,6 +50,40 @@ def hand_graph():
         model.conv.weight.mul_(3.0)  # enough input current that every layer spikes
         model.fc.weight.mul_(3.0)
     return snncc.trace(model, torch.zeros(1, 1, 8, 8), timesteps=4)
+
+
+# -- an ONNX ANN (tests of `snncc convert`) --------------------------------------------------
+class ResCNN(torch.nn.Module):
+    """Conv-ReLU, a residual Conv-ReLU, average pool, Gemm-Clip(0, 6), Gemm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.pool = torch.nn.AvgPool2d(2)
+        self.l1 = torch.nn.Linear(8 * 4 * 4, 32)
+        self.l2 = torch.nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(self.c1(x))
+        b = torch.relu(self.c2(a)) + a
+        h = torch.clamp(self.l1(torch.flatten(self.pool(b), 1)), 0, 6)
+        return self.l2(h)
+
+
+@pytest.fixture(scope="session")
+def rescnn_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:class:`ResCNN` (seed 0, untrained) exported by torch's TorchScript ONNX exporter."""
+    tmp_path = tmp_path_factory.mktemp("onnx")
+    torch.manual_seed(0)
+    model = ResCNN().eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter (onnxscript is not installed)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), buf, dynamo=False)
+    path = tmp_path / "rescnn.onnx"
+    path.write_bytes(buf.getvalue())
+    return path
 
 
 # -- numpy NIR simulator --------------------------------------------------------------------------

@@ -8,14 +8,12 @@ reference interpreter's own kernels, independently of the SNN graph.
 
 from __future__ import annotations
 
-import io
-import warnings
+import re
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from snncc import data
@@ -27,36 +25,6 @@ from snncc.ir import ops as O
 from snncc.passes.manager import run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.reference import run
-
-
-class ResCNN(torch.nn.Module):
-    """Conv-ReLU, a residual Conv-ReLU, average pool, Gemm-Clip(0, 6), Gemm."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
-        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1)
-        self.pool = torch.nn.AvgPool2d(2)
-        self.l1 = torch.nn.Linear(8 * 4 * 4, 32)
-        self.l2 = torch.nn.Linear(32, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = torch.relu(self.c1(x))
-        b = torch.relu(self.c2(a)) + a
-        h = torch.clamp(self.l1(torch.flatten(self.pool(b), 1)), 0, 6)
-        return self.l2(h)
-
-
-def _torch_onnx(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    model = ResCNN().eval()
-    buf = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript exporter (onnxscript is not installed)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), buf, dynamo=False)
-    path = tmp_path / "rescnn.onnx"
-    path.write_bytes(buf.getvalue())
-    return path
 
 
 def _init(name: str, a: np.ndarray) -> onnx.TensorProto:
@@ -113,8 +81,8 @@ def _lossless(ann, g, conv, x: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("bits", [2, 4])
-def test_torch_exported_cnn_is_lossless(tmp_path, bits):
-    ann = read_onnx(_torch_onnx(tmp_path))
+def test_torch_exported_cnn_is_lossless(rescnn_onnx, bits):
+    ann = read_onnx(rescnn_onnx)
     assert [a.onnx_op for a in ann.nodes.values()][1:] == [
         "Conv", "Relu", "Conv", "Relu", "Add", "AveragePool", "Flatten", "Gemm", "Clip", "Gemm",
     ]  # fmt: skip
@@ -124,7 +92,12 @@ def test_torch_exported_cnn_is_lossless(tmp_path, bits):
     assert all(np.log2(t).is_integer() for t in conv.thetas.values())
     assert conv.thetas["Clip"] <= 4.0  # Clip(0, 6): theta at most 2^floor(log2 6)
     assert sorted(conv.levels.values()) == [1, 2, 3] and conv.min_timesteps == 3 * bits + 1
-    assert sum(isinstance(g.op(n), O.ExpGIF) for n in g.nodes()) == 3
+    neurons = {n: g.op(n) for n in g.nodes() if isinstance(g.op(n), O.ExpGIF)}
+    assert sorted(neurons) == sorted([*conv.thetas, "clock"])  # the layers and the bias clock
+    assert {j: neurons[j].start for j in conv.thetas} == {
+        j: (level - 1) * bits for j, level in conv.levels.items()
+    }  # fmt: skip
+    assert not any(isinstance(g.op(n), (O.Mul, O.Delay)) for n in g.nodes())  # no gate, no window
     _lossless(ann, g, conv, x_test[:64].astype(np.float64))
     # the front passes snncc runs before every command leave the arithmetic unchanged
     front, _ = run_pipeline(g, FRONT_PIPELINE)
@@ -180,8 +153,8 @@ def test_unsupported_onnx_nodes_are_all_listed(tmp_path):
     assert "AveragePool" in e.value.format()  # what would work
 
 
-def test_too_few_timesteps(tmp_path):
-    ann = read_onnx(_torch_onnx(tmp_path))
+def test_too_few_timesteps(rescnn_onnx):
+    ann = read_onnx(rescnn_onnx)
     x, _ = data.digits("train", size=8)
     with pytest.raises(SnnccError) as e:
         convert(ann, x[:8], bits=4, timesteps=12)
@@ -190,8 +163,8 @@ def test_too_few_timesteps(tmp_path):
     assert conv.bits == 3
 
 
-def test_convert_cli_writes_a_model_every_command_reads(tmp_path, capsys):
-    onnx_path = _torch_onnx(tmp_path)
+def test_convert_cli_writes_a_model_every_command_reads(tmp_path, capsys, rescnn_onnx):
+    onnx_path = rescnn_onnx
     out = tmp_path / "snn.pt"
     code = main(["convert", str(onnx_path), "--timesteps", "13", "--bits", "4",
                  "--calibrate", "digits", "-o", str(out)])  # fmt: skip
@@ -244,16 +217,47 @@ def test_not_onnx(tmp_path, capsys):
 
 
 def test_example_script_runs(tmp_path):
-    """examples/ann_to_snn.py end to end (2 epochs): every test digit bit-identical."""
+    """examples/ann_to_snn.py end to end (2 epochs): every test digit bit-identical, and the
+    Loihi compile's accuracy reported (its Lava run is tests/interop/test_ann2snn_loihi.py's)."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
         [sys.executable, str(root / "examples" / "ann_to_snn.py"), "--epochs", "2",
-         "--out", str(tmp_path / "out")],
+         "--lava-samples", "0", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=600, cwd=root,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "bit-identical to the quantized ANN on 450/450 samples" in proc.stdout
+    assert re.search(r"Loihi 2 \(bit-accurate\) +\d+\.\d%  \(450 samples\)", proc.stdout)
+    assert (tmp_path / "out" / "loihi" / "network.py").is_file()
     assert (tmp_path / "out" / "snn.pt").is_file()
+
+
+def test_a_skip_from_the_input_into_a_deeper_layer_is_refused(tmp_path):
+    """x -> Relu(Conv) = a; Relu(Conv(x) + Conv(a)): the input's current reaches a level-2
+    one-group neuron at every step, so it would be integrated 1 + K times (CV010, exit 3)."""
+    rng = np.random.default_rng(2)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["a"], name="relu1"),
+        helper.make_node("Conv", ["x", "w2"], ["c2"], pads=[1, 1, 1, 1], name="skip"),
+        helper.make_node("Conv", ["a", "w3"], ["c3"], pads=[1, 1, 1, 1], name="conv3"),
+        helper.make_node("Add", ["c2", "c3"], ["s"], name="join"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu2"),
+    ]
+    inits = [_init("w1", rng.normal(0, 0.5, (2, 1, 3, 3))),
+             _init("w2", rng.normal(0, 0.5, (2, 1, 3, 3))),
+             _init("w3", rng.normal(0, 0.5, (2, 2, 3, 3)))]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "skip", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], inits,
+    )  # fmt: skip
+    path = tmp_path / "skip.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    ann = read_onnx(path)
+    with pytest.raises(SnnccError) as e:
+        convert(ann, rng.normal(0, 1, (8, 1, 4, 4)), bits=2, timesteps=5)
+    assert e.value.exit_code == 3 and e.value.code == "CV010"
+    assert [d.node for d in e.value.diagnostics] == ["relu2"]

@@ -98,10 +98,11 @@ def test_loihi_expgif_equals_reference(seed: int) -> None:
     th = tuple(int(t) for t in rng.integers(1, 2**22, bits))
     a = rng.integers(-(2**22), 2**22, (24, 2, 30))
     bias, phase = rng.integers(-1000, 1000, 30), int(rng.integers(0, bits))
-    v, y = LK.expgif_trace(a, th, bias, phase)
-    gv, gy = expgif_steps(torch.from_numpy(a), th, torch.from_numpy(bias), phase)
-    np.testing.assert_array_equal(gv.numpy(), v)
-    np.testing.assert_array_equal(gy.numpy(), y)
+    for start in (None, 5):  # periodic groups, and one group from step 5
+        v, y = LK.expgif_trace(a, th, bias, phase, start)
+        gv, gy = expgif_steps(torch.from_numpy(a), th, torch.from_numpy(bias), phase, start)
+        np.testing.assert_array_equal(gv.numpy(), v)
+        np.testing.assert_array_equal(gy.numpy(), y)
 
 
 @pytest.mark.parametrize(("seed", "refract"), [(0, 0), (1, 0), (2, 2)])

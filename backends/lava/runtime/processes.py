@@ -114,8 +114,9 @@ class ExpGIFNeuron(AbstractProcess):
     Integrate-and-fire with a threshold per step of a group (``thresholds``, ``K`` of them),
     soft reset, and a graded payload ``2^(K-1-k)`` on ``s_out``. Like ``LIFReset`` it zeroes its
     state at every step with ``time_step % reset_interval == reset_offset`` (the first step of a
-    sample); its bit at Lava step ``τ`` is ``k = (τ - depth - 1) mod K``. On Loihi 2 this is
-    neuron microcode; here, an exact fixed-point CPU model.
+    sample); Lava step ``τ`` is step ``t = (τ - depth - 1) mod reset_interval`` of a sample, bit
+    ``t mod K``, or the one-group schedule when ``start`` is set (``LoihiExpGIF.start``). On
+    Loihi 2 this is neuron microcode; here, an exact fixed-point CPU model.
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class ExpGIFNeuron(AbstractProcess):
         depth: int,
         reset_interval: int,
         reset_offset: int,
+        start: int | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(
@@ -136,6 +138,7 @@ class ExpGIFNeuron(AbstractProcess):
             depth=int(depth),
             reset_interval=int(reset_interval),
             reset_offset=int(reset_offset),
+            start=None if start is None else int(start),
             name=name,
         )
         self.a_in = InPort(shape=shape)
@@ -159,6 +162,7 @@ class PyExpGIFModelFixed(PyLoihiProcessModel):
         self.depth = int(proc_params["depth"])
         self.reset_interval = int(proc_params["reset_interval"])
         self.reset_offset = int(proc_params["reset_offset"]) % self.reset_interval
+        self.one_group_start = proc_params["start"]  # not self.start: Lava's run loop
         self.v = np.zeros(proc_params["shape"], np.int64)
 
     def run_spk(self) -> None:
@@ -166,6 +170,6 @@ class PyExpGIFModelFixed(PyLoihiProcessModel):
         a = self.a_in.recv().astype(np.int64)
         if self.time_step % self.reset_interval == self.reset_offset:
             self.v[:] = 0
-        t = self.time_step - self.depth - 1
-        self.v, y = expgif_step(self.v, a, self.bias, self.thresholds, t)
+        t = (self.time_step - self.depth - 1) % self.reset_interval  # the step of the sample
+        self.v, y = expgif_step(self.v, a, self.bias, self.thresholds, t, self.one_group_start)
         self.s_out.send(y)
