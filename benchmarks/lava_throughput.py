@@ -68,9 +68,9 @@ def measure(name: str, ref: str) -> dict[str, Any]:
     from snncc.compiler import compile_model
     from snncc.data.digits import digits
     from snncc.reference import run
+    from snncc.runtime.bridge import run_in_runtime
     from snncc.runtime.build import open_build
     from snncc.runtime.execute import feeds
-    from snncc.runtime_bridge import run_in_runtime
 
     with tempfile.TemporaryDirectory() as tmp:
         compile_model(ref, target="loihi", budget="1GiB", out_dir=Path(tmp) / "b")

@@ -27,9 +27,9 @@ from torch import nn
 from tqdm import tqdm
 
 import snncc.models
-from snncc.checkpoint import save_checkpoint
 from snncc.data import digits, gestures
 from snncc.diagnostics import SnnccError
+from snncc.loading.checkpoint import save_checkpoint
 from snncc.models.elastic import sample_granularity
 from snncc.models.registry import ModelSpec
 
@@ -147,9 +147,9 @@ def train(model: nn.Module, data: tuple[np.ndarray, ...], args: argparse.Namespa
 
 
 def save(path: str, model: nn.Module, spec: ModelSpec, metrics: dict[str, Any]) -> None:
-    """Write the snncc checkpoint (``snncc.checkpoint.save_checkpoint``): weights plus the
-    registry name and config, so ``snncc.checkpoint.load_checkpoint`` rebuilds the model with a
-    weights-only load and ``snncc inspect`` shows ``metrics``."""
+    """Write the snncc checkpoint (``snncc.loading.checkpoint.save_checkpoint``): weights plus the
+    registry name and config, so ``snncc.loading.checkpoint.load_checkpoint`` rebuilds the model
+    with a weights-only load and ``snncc inspect`` shows ``metrics``."""
     save_checkpoint(
         path,
         model,

@@ -7,7 +7,7 @@
 #
 # Two environments because lava-nc 0.10.0 (the last release) only runs on Python 3.10, while the
 # frontend wants a current torch. The compile side reaches the runtime side only through a
-# subprocess (snncc/runtime_bridge.py).
+# subprocess (snncc/runtime/bridge.py).
 #
 # Idempotent: each environment has a stamp file (.setup-stamp-compile, .setup-stamp-runtime)
 # holding a hash of its constraint file, this script and the interpreter, and one of

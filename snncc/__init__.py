@@ -37,7 +37,7 @@ def __getattr__(name: str) -> Any:
 
         return export_program
     if name in ("save_checkpoint", "load_checkpoint"):
-        from snncc import checkpoint
+        from snncc.loading import checkpoint
 
         return getattr(checkpoint, name)
     raise AttributeError(f"module 'snncc' has no attribute {name!r}")

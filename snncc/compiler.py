@@ -59,13 +59,13 @@ def _bad(message: str, hint: str | None = None, code: str = "CO010") -> SnnccErr
 
 def fits_budget(plan: Any, budget: Any) -> bool:
     """The partitioner's verdict: does ``plan`` fit ``budget`` (bytes or cores)?"""
-    from snncc.budget import fits
+    from snncc.resources.budget import fits
 
     return bool(fits(plan, budget))
 
 
 def slice_granularity(choice: Any) -> tuple[Any, ...]:
-    """The ``(feature, attention, mlp)`` tuple of a :class:`snncc.slices.SliceChoice`."""
+    """The ``(feature, attention, mlp)`` tuple of a :class:`snncc.resources.slices.SliceChoice`."""
     return tuple(choice.granularity)
 
 
@@ -139,7 +139,7 @@ def _resolve(
             raise _bad(f"--slice given but {ref} is not an elastic model", hint="drop --slice")
         return loaded, None
     from snncc.models.elastic import export_slice
-    from snncc.slices import select_slice
+    from snncc.resources.slices import select_slice
 
     st.start("select slice")
     choice = select_slice(loaded, target, budget, explicit=explicit, core_memory=core_memory,
@@ -189,7 +189,7 @@ def compile_model(
     means yes unless ``SNNCC_VIRTUAL_BOARD=0``. ``attention``: how Loihi runs spike products
     (``auto``, ``and``, ``process``; :mod:`snncc.backends.lower.choice`).
     """
-    from snncc.budget import parse_budget
+    from snncc.resources.budget import parse_budget
 
     if target not in targets.NAMES:
         raise _bad(f"unknown target {target!r}", hint=f"use one of: {', '.join(targets.NAMES)}")
@@ -205,7 +205,7 @@ def compile_model(
             exit_code=2,
         )
     st = _Stages(progress)
-    from snncc.core_fit import conv_synapses_for, target_model
+    from snncc.resources.core_fit import conv_synapses_for, target_model
 
     conv_synapses = conv_synapses_for(target, conv_synapses)
     target_model(target, core_memory, conv_synapses)  # refuses bad options before any work

@@ -24,7 +24,7 @@ def _in_ci() -> bool:
 def runtime_python() -> str:
     """The runtime interpreter; skips (fails in CI) when the runtime environment is missing."""
     from snncc.diagnostics import SnnccError
-    from snncc.runtime_bridge import runtime_python as find
+    from snncc.runtime.bridge import runtime_python as find
 
     try:
         return find()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from snncc.budget import Budget, fits, parse_budget, suggest_budget
 from snncc.diagnostics import SnnccError
+from snncc.resources.budget import Budget, fits, parse_budget, suggest_budget
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,8 @@ def test_chip_budget_fits_the_plans_chips() -> None:
 def test_chip_budget_on_a_real_partition() -> None:
     """Loihi 2: 120 usable cores per chip (lava-nc's mapper), so 121 cores need 2 chips."""
     from snncc.backends.lava.constraints import LOIHI
-    from snncc.core_fit import target_model
     from snncc.passes.partition import Core, _chips
+    from snncc.resources.core_fit import target_model
 
     model = target_model("loihi", conv_synapses="shared")
     assert LOIHI.cores_per_chip == 120

@@ -18,8 +18,8 @@ from torch import nn
 
 import snncc
 from snncc import models
-from snncc.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from snncc.diagnostics import SnnccError
+from snncc.loading.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
 
 ARCH = "spikingformer-tiny"
 

@@ -24,10 +24,10 @@ from torch import nn
 
 import snncc
 from snncc import models
-from snncc.checkpoint import load_checkpoint
 from snncc.cli import main
 from snncc.data.files import check_finite, nonfinite_counts, read_npz
 from snncc.diagnostics import SnnccError
+from snncc.loading.checkpoint import load_checkpoint
 from snncc.models.registry import ConfigError, validate_config
 
 ARCH = "spikingformer-tiny"

@@ -200,7 +200,7 @@ def test_bad_model_and_bad_slice_leave_no_directory(tmp_path: Path) -> None:
 def _three_budgets(target: str) -> list[int]:
     """Budgets (bytes, in kB) at the smallest, a middle and the largest slice's requirement."""
     from snncc.loading import resolve_model
-    from snncc.slices import enumerate_slices
+    from snncc.resources.slices import enumerate_slices
 
     mems = sorted({int(s.memory_bytes) for s in enumerate_slices(resolve_model(ELASTIC), target)})
     assert len(mems) >= 3, "the elastic tiny model must have at least three slice sizes"
@@ -238,7 +238,7 @@ def test_no_slice_fits_exits_4_with_the_smallest_requirement(
     tmp_path: Path, capsys: Any, target: str
 ) -> None:
     from snncc.loading import resolve_model
-    from snncc.slices import enumerate_slices
+    from snncc.resources.slices import enumerate_slices
 
     smallest = min(enumerate_slices(resolve_model(ELASTIC), target), key=lambda s: s.memory_bytes)
     out = tmp_path / "dir"

@@ -1,4 +1,4 @@
-"""The runtime environment and the bridge to it (snncc.runtime_bridge, snncc.runtime_io).
+"""The runtime environment and the bridge to it (snncc.runtime.bridge, snncc.runtime.jobs).
 
 The Lava test doubles as a check of the fixed-point semantics the Lava backend is built on:
 expected spike times are derived by hand from docs/hardware-semantics.md §2.1 (LIF arithmetic)
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from snncc.diagnostics import SnnccError
-from snncc.runtime_bridge import run_in_runtime, runtime_python
+from snncc.runtime.bridge import run_in_runtime, runtime_python
 
 LAVA_SMOKE = "snncc.backends.lava.runtime.smoke"
 SPINNAKER_SMOKE = "snncc.backends.spinnaker.runtime.smoke"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from snncc.checkpoint import load_checkpoint
+from snncc.loading.checkpoint import load_checkpoint
 
 SCRIPT = Path(__file__).parent.parent / "examples" / "train.py"
 

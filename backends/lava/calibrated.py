@@ -35,8 +35,8 @@ from typing import Any
 from snncc.backends.lava import synmem as S
 from snncc.backends.lava.constraints import LOIHI, LoihiConstraints
 from snncc.exact import ceil_div
-from snncc.memory import Projection, Unit
-from snncc.memory_geometry import LavaForm
+from snncc.resources.memory import Projection, Unit
+from snncc.resources.memory_geometry import LavaForm
 
 
 def _dense_max_entries() -> int:
@@ -280,7 +280,7 @@ class LoihiCalibratedModel:
         return {"tile": (cg, ht, wt), "cores": best[0][0], "runs": runs, "lower_bound": bound,
                 "usage": self.usage(unit, cg * ht * wt, cg)}  # fmt: skip
 
-    # -- partial-sum relays (snncc.core_fit.split_fan_in) -------------------------------------
+    # -- partial-sum relays (snncc.resources.core_fit.split_fan_in) ---------------------------
     def relay_link(self, unit: Unit, relay: str) -> Projection:
         """The one-to-one graded input from partial-sum relay ``relay`` into ``unit``: an
         identity over the layer's tile geometry (a depthwise 1x1 ``Conv``)."""

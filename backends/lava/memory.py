@@ -22,7 +22,7 @@ import dataclasses
 
 from snncc.backends.lava.constraints import LOIHI, LoihiConstraints
 from snncc.exact import ceil_div
-from snncc.memory import Projection, Unit, conv_sources
+from snncc.resources.memory import Projection, Unit, conv_sources
 
 #: The Loihi cost models, by ``--conv-synapses`` value: ``per-connection`` (this module: every
 #: synapse a byte, convolutions included, the conservative bound) and ``shared`` (the model
@@ -52,7 +52,8 @@ class LoihiMemoryModel:
     cost_model = "per-connection"
     packs = True
     #: Loihi 2 neurons can send graded spikes (an integer payload, §1.2), so a neuron whose
-    #: fan-in exceeds a core can sum its inputs in partial-sum relays (snncc.core_fit.split_fan_in).
+    #: fan-in exceeds a core can sum its inputs in partial-sum relays
+    #: (snncc.resources.core_fit.split_fan_in).
     graded_relays = True
 
     def __init__(self, core_memory: int | None = None, c: LoihiConstraints = LOIHI) -> None:

@@ -2,7 +2,7 @@
 
 ``snncc run`` (and the parity tests) call :func:`run_on_lava` with a balanced spec and the host
 inputs from :func:`snncc.backends.lower.host.encode`; it ships the spec's arrays and document to
-:mod:`snncc.backends.lava.runtime.program` through :func:`snncc.runtime_bridge.run_in_runtime`
+:mod:`snncc.backends.lava.runtime.program` through :func:`snncc.runtime.bridge.run_in_runtime`
 (files only: the Lava side runs Python 3.10) and returns the spikes per population. Imports numpy
 and the snncc core only.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from snncc.backends.lower.spec import ProgramSpec
-from snncc.runtime_bridge import run_in_runtime
+from snncc.runtime.bridge import run_in_runtime
 
 PROGRAM_MODULE = "snncc.backends.lava.runtime.program"
 HOST_PREFIX = "host:"  # snncc.backends.lava.runtime.program.HOST_PREFIX (that module imports Lava)

@@ -6,7 +6,7 @@ synapses (``and``, :mod:`snncc.backends.lower.attention`: neurocore-native, ``O(
 neurons per head, two more pipeline steps per attention). Both are costed with the model the
 partition uses (:func:`snncc.passes.partition.plan_partition`: the calibrated Loihi 2 model by
 default) on the quantized graph, the AND layers marked by node meta ``attention = "and"``
-(:data:`snncc.memory.ATTENTION_META`), so what is costed is what is emitted.
+(:data:`snncc.resources.memory.ATTENTION_META`), so what is costed is what is emitted.
 
 ``auto`` (the default) picks ``and`` when (1) the expansion is buildable (at most
 :data:`~snncc.backends.lower.attention.MAX_AND_NEURONS` AND neurons), (2) its partition fits
@@ -26,7 +26,7 @@ from typing import Any
 from snncc.backends.lower.attention import MAX_AND_NEURONS, NOT_EXPRESSIBLE
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
-from snncc.memory import ATTENTION_META, deployed_units, find_units
+from snncc.resources.memory import ATTENTION_META, deployed_units, find_units
 
 #: ``--attention`` values.
 ATTENTION_CHOICES = ("auto", "and", "process")
@@ -45,8 +45,8 @@ def _mark(g: Graph, nodes: list[str], choice: str) -> None:
 def cost(g: Graph, nodes: list[str], choice: str, config: dict[str, Any]) -> dict[str, Any]:
     """The partition of ``g`` with ``nodes`` run as ``choice``: cores, chips, bytes, AND neurons,
     whether it fits ``config["budget"]``. Leaves the nodes marked ``choice``."""
-    from snncc.budget import fits
     from snncc.passes.partition import plan_partition
+    from snncc.resources.budget import fits
 
     _mark(g, nodes, choice)
     and_neurons = sum(

@@ -25,7 +25,7 @@ from typing import Any
 
 from snncc.backends.spinnaker.spec import SpiNNakerProgram
 from snncc.diagnostics import SnnccError
-from snncc.runtime_bridge import run_in_runtime
+from snncc.runtime.bridge import run_in_runtime
 
 MAP_MODULE = "snncc.backends.spinnaker.runtime.mapping"
 CLOCK = "snncc.clock"  # network_template: the bias clock population's label

@@ -21,7 +21,7 @@ from __future__ import annotations
 from snncc.backends.lava.memory import axons
 from snncc.backends.spinnaker.constraints import SPINNAKER, SpiNNakerConstraints
 from snncc.exact import ceil_div
-from snncc.memory import Projection, Unit
+from snncc.resources.memory import Projection, Unit
 
 
 def _pow2(n: int) -> int:

@@ -3,7 +3,7 @@
 ``snncc run`` (and the parity tests) call :func:`run_on_pynn` with a balanced program and the
 host-fed populations' spikes from :func:`snncc.backends.spinnaker.host.encode`; it ships the
 program's arrays and document to :mod:`snncc.backends.spinnaker.runtime.program` through
-:func:`snncc.runtime_bridge.run_in_runtime` (files only: PyNN runs on Python 3.10) and returns
+:func:`snncc.runtime.bridge.run_in_runtime` (files only: PyNN runs on Python 3.10) and returns
 the spikes per population. Imports numpy and the snncc core only.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from snncc.backends.spinnaker.spec import SpiNNakerProgram
 from snncc.diagnostics import SnnccError
-from snncc.runtime_bridge import run_in_runtime
+from snncc.runtime.bridge import run_in_runtime
 
 PROGRAM_MODULE = "snncc.backends.spinnaker.runtime.program"
 HOST_PREFIX = "host:"  # snncc.backends.spinnaker.runtime.program.HOST_PREFIX
@@ -38,7 +38,7 @@ class PyNNRun:
 def _machine_config() -> str:
     """The user's ``~/.spynnaker.cfg`` (it names the machine), for the job's own HOME.
 
-    Why forwarded: a runtime job's HOME is its job directory (:mod:`snncc.runtime_bridge`), so
+    Why forwarded: a runtime job's HOME is its job directory (:mod:`snncc.runtime.bridge`), so
     sPyNNaker there would not see the user's config; a missing one is RUN002 (no machine).
     """
     cfg = Path.home() / ".spynnaker.cfg"

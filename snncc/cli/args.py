@@ -67,8 +67,8 @@ seed = int_in(0, MAX_SEED, "a seed")
 
 def byte_size(text: str) -> int:
     """``--core-memory``: a positive size in the units of ``--budget`` (``128KiB``, ``1MB``)."""
-    from snncc.budget import parse_budget
     from snncc.diagnostics import SnnccError
+    from snncc.resources.budget import parse_budget
 
     try:
         b = parse_budget(text)

@@ -200,10 +200,10 @@ def _slice_progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
 
 def run_slices(args: argparse.Namespace) -> int:
     """Entry point of ``snncc slices``; returns the exit code."""
-    from snncc.budget import parse_budget
-    from snncc.core_fit import target_model
     from snncc.loading import resolve_model
-    from snncc.slices import enumerate_slices
+    from snncc.resources.budget import parse_budget
+    from snncc.resources.core_fit import target_model
+    from snncc.resources.slices import enumerate_slices
 
     target_model(args.target, None, args.conv_synapses)  # bad options fail before tracing
     budget = parse_budget(args.budget) if args.budget is not None else None

@@ -224,9 +224,9 @@ def _self_check(ann: Any, graph: Graph, conv: Any, x: Any) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Entry point of ``snncc convert``; returns the exit code."""
-    from snncc.graph_model import save_graph_model
     from snncc.interop.ann2snn import convert
     from snncc.interop.onnx_read import read_onnx
+    from snncc.loading.graph_model import save_graph_model
     from snncc.reports.artifacts import atomic_write_file, check_output_file, sha256_file
 
     inputs = [Path(p) for p in (args.model, args.calibrate) if Path(p).exists()]

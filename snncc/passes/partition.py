@@ -1,8 +1,9 @@
 """``partition``: place the deployed layers of a quantized graph onto cores of a target.
 
-Each deployed layer (:func:`snncc.memory.deployed_units`) is cut into *chunks* of consecutive
-atoms, as large as every per-core limit of the target allows
-(:func:`snncc.core_fit.max_atoms_per_core`: a binary search over the target's usage model). Then:
+Each deployed layer (:func:`snncc.resources.memory.deployed_units`) is cut into *chunks* of
+consecutive atoms, as large as every per-core limit of the target allows
+(:func:`snncc.resources.core_fit.max_atoms_per_core`: a binary search over the target's usage
+model). Then:
 
 - **SpiNNaker** (sPyNNaker never puts two populations on one core): one core per chunk, plus
   the delay-extension cores the memory model asks for;
@@ -27,11 +28,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from snncc.core_fit import Layout, layout, split_fan_in, target_model
 from snncc.exact import ceil_div
 from snncc.ir.graph import Graph
-from snncc.memory import Unit, deployed_units
 from snncc.passes.manager import PassContext
+from snncc.resources.core_fit import Layout, layout, split_fan_in, target_model
+from snncc.resources.memory import Unit, deployed_units
 
 
 @dataclass

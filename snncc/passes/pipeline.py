@@ -32,7 +32,7 @@ FRONT_PIPELINE: list[PassFn] = [
 ]
 
 #: What ``snncc compile`` runs on a traced graph. Slice selection happens before tracing (each
-#: elastic slice is its own static network, ``snncc.slices``). ``lower`` and
+#: elastic slice is its own static network, ``snncc.resources.slices``). ``lower`` and
 #: ``balance_latency`` build the target program the emitters write (snncc.backends.lower);
 #: they only annotate the graph, so ``partition`` sees the quantized graph.
 COMPILE_PIPELINE: list[PassFn] = [

@@ -40,8 +40,8 @@ def core_capacity(target: str, core_memory: int | None) -> int:
 
 
 def budget_dict(budget: Any) -> dict[str, Any]:
-    """A :class:`snncc.budget.Budget` as JSON: ``{"text", "bytes", "cores"}`` (and ``chips``,
-    ``boards`` when given in those units)."""
+    """A :class:`snncc.resources.budget.Budget` as JSON: ``{"text", "bytes", "cores"}`` (and
+    ``chips``, ``boards`` when given in those units)."""
     out = {"text": budget.text, "bytes": budget.bytes, "cores": budget.cores}
     for unit in ("chips", "boards"):
         if getattr(budget, unit, None) is not None:
@@ -58,7 +58,7 @@ def no_fit_error(ref: str, target: str, plan: Any, budget: Any, gran: tuple | No
     fix = f"{ceil_div(mem, 1024)}KiB" if budget.bytes is not None else f"{cores}cores"
     chips = int(d.get("chips") or 0)
     if getattr(budget, "boards", None) is not None and chips:
-        from snncc.budget import CHIPS_PER_BOARD
+        from snncc.resources.budget import CHIPS_PER_BOARD
 
         need += f" on {chips} chips"
         fix = f"{ceil_div(chips, CHIPS_PER_BOARD)}boards"

@@ -65,8 +65,8 @@ def _budget_chips(budget: dict[str, Any]) -> int | None:
     """The chip budget (``8chips``), from the budget's ``chips`` or its text."""
     if budget.get("chips") is not None:
         return int(budget["chips"])
-    from snncc.budget import parse_budget
     from snncc.diagnostics import SnnccError
+    from snncc.resources.budget import parse_budget
 
     try:
         return parse_budget(str(budget.get("text", ""))).chips

@@ -128,7 +128,7 @@ def open_build(path: str | Path, *, simulator: str | None = None) -> Build:
         )
     ir_files = sorted(k for k in artifacts if k.startswith("ir/"))
     _check_integrity(path, manifest, [*PROGRAM_FILES, "report.json", *ir_files])
-    from snncc.runtime_io import load_arrays
+    from snncc.runtime.jobs import load_arrays
 
     spec = target.load("program").from_payload(
         json.loads((path / "spec.json").read_text()), load_arrays(path / "weights.npz")

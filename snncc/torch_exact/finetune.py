@@ -199,7 +199,7 @@ def checkpoint_bytes(
     """
     import tempfile
 
-    from snncc.checkpoint import save_checkpoint
+    from snncc.loading.checkpoint import save_checkpoint
     from snncc.quant.pins import record_of
 
     loaded = setup.loaded

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from snncc.checkpoint import load_checkpoint
 from snncc.cli import main
 from snncc.data import digits
+from snncc.loading.checkpoint import load_checkpoint
 
 CKPT = Path(__file__).parents[2] / "examples" / "checkpoints" / "spikingformer-tiny-digits.pt"
 N = 4

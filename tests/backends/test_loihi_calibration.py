@@ -245,7 +245,7 @@ def spec_weights(spec: Any) -> dict[tuple[str, str], tuple[str, int]]:
 
 def model_weights(g: Graph) -> dict[tuple[str, str], tuple[str, int]]:
     """The same, from the calibrated model's projections (before any partial-sum split)."""
-    from snncc.memory import deployed_units
+    from snncc.resources.memory import deployed_units
 
     model = LoihiCalibratedModel()
     out = {}

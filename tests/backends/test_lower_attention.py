@@ -18,13 +18,13 @@ from snncc.backends.lower import host
 from snncc.backends.lower.lower import lower_program
 from snncc.backends.lower.passes import SPEC_KEY
 from snncc.backends.lower.simulate import simulate, windows
-from snncc.budget import parse_budget
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.partition import partition
 from snncc.passes.quantize import quantize
 from snncc.reference import run
+from snncc.resources.budget import parse_budget
 
 X = np.random.default_rng(13).normal(0.5, 1, (4, 3, 4, 6))
 

@@ -210,9 +210,10 @@ def test_digits_program_structure() -> None:
 
 @pytest.mark.parametrize("name", ["digits", "sdt-spikes"])
 def test_and_expansion_matches_the_memory_model(name: str) -> None:
-    """The partitioner costs exactly the AND and OR neurons the lowering builds (snncc.memory):
-    attention products (digits), SDT's masks and its chained spike max-pools (sdt-spikes)."""
-    from snncc.memory import deployed_units
+    """The partitioner costs exactly the AND and OR neurons the lowering builds
+    (snncc.resources.memory): attention products (digits), SDT's masks and its chained spike
+    max-pools (sdt-spikes)."""
+    from snncc.resources.memory import deployed_units
 
     case = get_case(name)
     units = {u.name: u for u in deployed_units(case.graph, "spinnaker")}
@@ -329,7 +330,7 @@ def test_sdt_max_pool_of_currents_is_refused_with_its_cost_and_the_variant() -> 
 
 
 def test_board_budgets_count_spinn5_boards() -> None:
-    from snncc.budget import CHIPS_PER_BOARD, fits, parse_budget, suggest_budget
+    from snncc.resources.budget import CHIPS_PER_BOARD, fits, parse_budget, suggest_budget
 
     b = parse_budget("2 boards")
     assert b.boards == 2 and b.chip_limit == 2 * CHIPS_PER_BOARD == 96

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from snncc.backends.spinnaker import mapping as M
-from snncc.budget import parse_budget
 from snncc.diagnostics import SnnccError
+from snncc.resources.budget import parse_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / "examples/checkpoints/spikingformer-tiny-digits.pt"

@@ -17,8 +17,8 @@ import torch
 
 import snncc.models as M
 from snncc.backends.lower.passes import SPEC_KEY
-from snncc.checkpoint import LoadedModel
 from snncc.loading import resolve_model, to_graph
+from snncc.loading.checkpoint import LoadedModel
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.pipeline import COMPILE_PIPELINE
 

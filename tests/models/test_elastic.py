@@ -591,8 +591,8 @@ def test_committed_elastic_checkpoint_per_granularity() -> None:
     0.5 point of what the checkpoint records, full width at least 90 %, and the smallest
     granularity at least 85 % (88.4 % measured; switchable BN — with the shared BNs it had
     before, the same training left g0 at 10 %, chance)."""
-    from snncc.checkpoint import load_checkpoint
     from snncc.data import digits
+    from snncc.loading.checkpoint import load_checkpoint
 
     assert CHECKPOINT.stat().st_size < 2_000_000
     ck = load_checkpoint(CHECKPOINT)
@@ -619,8 +619,8 @@ def test_committed_elastic_checkpoint_per_granularity() -> None:
 
 
 def test_inspect_shows_accuracy_per_granularity(capsys: pytest.CaptureFixture[str]) -> None:
-    from snncc.checkpoint import load_checkpoint
     from snncc.cli import main
+    from snncc.loading.checkpoint import load_checkpoint
 
     recorded = load_checkpoint(CHECKPOINT).metrics["test_accuracy_per_granularity"]
     assert main(["inspect", str(CHECKPOINT)]) == 0

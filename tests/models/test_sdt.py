@@ -197,8 +197,8 @@ def test_last_pool_spikes_pools_the_spikes_entering_the_last_conv() -> None:
 
 
 def test_committed_gestures_checkpoint_reaches_90_percent() -> None:
-    from snncc.checkpoint import load_checkpoint
     from snncc.data import gestures
+    from snncc.loading.checkpoint import load_checkpoint
 
     path = Path(__file__).parents[2] / "examples" / "checkpoints" / "sdt-tiny-gestures.pt"
     assert path.stat().st_size < 1_000_000

@@ -181,7 +181,7 @@ def _load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     """The module (eval mode) and metrics of a committed checkpoint, through the real snncc
     loader: a weights-only ``torch.load``, a registry rebuild and a ``strict=True`` weight load,
     so the test fails if the file stops being a valid snncc checkpoint (no pickle fallback)."""
-    from snncc.checkpoint import load_checkpoint
+    from snncc.loading.checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
     assert ck.source == "checkpoint" and ck.metrics is not None

@@ -17,9 +17,9 @@ from snncc.backends.spinnaker.memory import SpiNNakerMemoryModel
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.ir.types import Kind, TensorType
-from snncc.memory import Projection
 from snncc.passes.manager import PassContext
 from snncc.passes.partition import partition, plan_partition
+from snncc.resources.memory import Projection
 
 
 def chain(sizes: tuple[int, ...]) -> Graph:
@@ -168,8 +168,8 @@ def test_spinnaker_has_no_graded_relays_so_a_too_wide_neuron_is_exit_4() -> None
 
 
 def test_spinnaker_cores_share_their_chip_sdram() -> None:
-    from snncc.core_fit import target_model
     from snncc.passes.partition import Core, _chips
+    from snncc.resources.core_fit import target_model
 
     model = target_model("spinnaker")
     # 20 small cores: 16 application cores per chip -> 2 chips.
@@ -221,7 +221,7 @@ def test_shared_conv_synapses_are_a_loihi_assumption_only() -> None:
 
 
 def test_convolution_windows_overlap_so_neighbours_share_input_axons() -> None:
-    from snncc.memory import conv_sources
+    from snncc.resources.memory import conv_sources
 
     # Conv2d 4 -> 8 channels, 3x3, stride 1, pad 1, on 6x6 (outputs 8 x 6 x 6), as conv_graph():
     geometry = (1, 4, 6, 6, 8, 6, 6, 1, 3, 1, 3)

@@ -20,9 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snncc import models
-from snncc.checkpoint import save_checkpoint
 from snncc.compiler import compile_model
-from snncc.core_fit import layer_memory
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir import serialize
@@ -30,6 +28,7 @@ from snncc.ir.graph import Graph
 from snncc.ir.shapes import output_shape
 from snncc.ir.types import Kind, TensorType
 from snncc.loading import resolve_model, to_graph
+from snncc.loading.checkpoint import save_checkpoint
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.passes.quantize import quantize
@@ -39,6 +38,7 @@ from snncc.reference import run
 from snncc.reference.context import KernelCtx
 from snncc.reference.float_kernels import KERNELS
 from snncc.reference.loihi_kernels import lif_trace
+from snncc.resources.core_fit import layer_memory
 
 TARGETS = ("loihi", "spinnaker")
 POOLS = ("patch_embed.spool3", "patch_embed.spool4")

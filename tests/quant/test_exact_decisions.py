@@ -28,7 +28,6 @@ from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.ir.shapes import output_shape
 from snncc.ir.types import Kind, TensorType
-from snncc.memory import _ratio
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.passes.quantize import quantize
@@ -38,6 +37,7 @@ from snncc.quant.common import exact_ratio, largest_pow2
 from snncc.quant.streams import grid_up
 from snncc.reference import run
 from snncc.reference.spinnaker_kernels import ring_buffer_shift, to_accum
+from snncc.resources.memory import _ratio
 
 
 def _around(x: float) -> list[float]:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from snncc.checkpoint import load_checkpoint
 from snncc.diagnostics import SnnccError
 from snncc.ir.ops import op_equal
 from snncc.loading import resolve_model, to_graph
+from snncc.loading.checkpoint import load_checkpoint
 from snncc.passes.manager import PassContext, run_pipeline
 from snncc.passes.pipeline import FRONT_PIPELINE
 from snncc.passes.quantize import quantize
@@ -111,7 +111,7 @@ def test_malformed_records_are_refused(bad) -> None:  # noqa: ANN001
 
 
 def test_checkpoint_with_a_malformed_record_fails_to_load(tmp_path) -> None:  # noqa: ANN001
-    from snncc.checkpoint import save_checkpoint
+    from snncc.loading.checkpoint import save_checkpoint
 
     loaded = resolve_model(MODEL)
     path = save_checkpoint(

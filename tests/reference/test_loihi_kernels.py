@@ -24,7 +24,7 @@ from snncc.reference.loihi_kernels import (
     lif_trace,
     shift_sum,
 )
-from snncc.runtime_bridge import run_in_runtime
+from snncc.runtime.bridge import run_in_runtime
 
 LAVA_SMOKE = "snncc.backends.lava.runtime.smoke"
 

@@ -1,6 +1,6 @@
 """Runtime job: run a program spec on Lava (``Loihi2SimCfg(select_tag="fixed_pt")``).
 
-``python -m snncc.backends.lava.runtime.program JOBDIR`` (protocol of :mod:`snncc.runtime_io`;
+``python -m snncc.backends.lava.runtime.program JOBDIR`` (protocol of :mod:`snncc.runtime.jobs`;
 the compile side calls it through :func:`snncc.backends.lava.runner.run_on_lava`). It generates
 the spec's ``network.py`` with :func:`snncc.backends.lava.emit.network_source`, executes that
 source and calls its ``run``, so the job runs exactly the program ``emit`` writes.
@@ -24,7 +24,7 @@ import numpy as np
 from snncc.backends.lava.emit import network_source
 from snncc.backends.lower.simulate import windows
 from snncc.backends.lower.spec import ProgramSpec
-from snncc.runtime_io import job_dir_from_argv, read_job, report_progress, write_result
+from snncc.runtime.jobs import job_dir_from_argv, read_job, report_progress, write_result
 
 HOST_PREFIX = "host:"
 
@@ -39,10 +39,10 @@ def load_network(spec: ProgramSpec) -> dict[str, Any]:
 def run(
     inputs: dict[str, np.ndarray], params: dict[str, Any], job_dir: Any = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Run the job; ``(outputs, result)`` for :func:`snncc.runtime_io.write_result`.
+    """Run the job; ``(outputs, result)`` for :func:`snncc.runtime.jobs.write_result`.
 
     With ``job_dir`` and ``params["progress"]`` true, the samples done are reported there as
-    the run proceeds (:func:`snncc.runtime_io.report_progress`).
+    the run proceeds (:func:`snncc.runtime.jobs.report_progress`).
     """
     t0 = time.perf_counter()
     spec = ProgramSpec.from_payload(params["spec"], inputs)

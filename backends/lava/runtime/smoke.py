@@ -1,7 +1,7 @@
 """Lava smoke network: LIF(2) -> Dense(2x2) -> LIF(2) under ``Loihi2SimCfg(select_tag="fixed_pt")``.
 
 Runs only in the runtime environment (Python 3.10, lava-nc 0.10.0), as
-``python -m snncc.backends.lava.runtime.smoke JOBDIR`` (see :mod:`snncc.runtime_bridge`). It proves
+``python -m snncc.backends.lava.runtime.smoke JOBDIR`` (see :mod:`snncc.runtime.bridge`). It proves
 that the runtime environment works end to end and pins down the bit-accurate semantics the Lava
 backend relies on (docs/hardware-semantics.md §2.1 LIF arithmetic, §2.4 one step per Dense hop),
 so a test can compare its spikes with times derived by hand.
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from snncc.runtime_io import job_dir_from_argv, read_job, write_result
+from snncc.runtime.jobs import job_dir_from_argv, read_job, write_result
 
 
 def run(params: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

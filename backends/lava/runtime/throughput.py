@@ -34,7 +34,7 @@ from lava.proc.io.source import RingBuffer
 
 from snncc.backends.lava.runtime.program import HOST_PREFIX, load_network
 from snncc.backends.lower.spec import ProgramSpec
-from snncc.runtime_io import job_dir_from_argv, read_job, write_result
+from snncc.runtime.jobs import job_dir_from_argv, read_job, write_result
 
 
 class PassThrough(AbstractProcess):

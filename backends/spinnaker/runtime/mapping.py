@@ -1,8 +1,9 @@
 """Runtime job: map a SpiNNaker program with sPyNNaker 7.4.1 on a virtual board and read it back.
 
 ``python -m snncc.backends.spinnaker.runtime.mapping JOBDIR`` (protocol of
-:mod:`snncc.runtime_io`; the compile side is :func:`snncc.backends.spinnaker.mapping.map_program`).
-The job directory is HOME and the working directory (:mod:`snncc.runtime_bridge`), so the
+:mod:`snncc.runtime.jobs`; the compile side is
+:func:`snncc.backends.spinnaker.mapping.map_program`).
+The job directory is HOME and the working directory (:mod:`snncc.runtime.bridge`), so the
 virtual-board ``.spynnaker.cfg`` written there and sPyNNaker's ``reports/`` stay out of the
 user's home. It builds the emitted ``network.py`` with ``--simulator virtual`` semantics and
 calls ``sim.run``: on a virtual board sPyNNaker partitions, places, routes and plans SDRAM but
@@ -31,7 +32,7 @@ import numpy as np
 
 from snncc.backends.spinnaker.runtime.program import load_network
 from snncc.backends.spinnaker.spec import SpiNNakerProgram
-from snncc.runtime_io import job_dir_from_argv, read_job, write_result
+from snncc.runtime.jobs import job_dir_from_argv, read_job, write_result
 
 #: Reports worth keeping in the build (names in sPyNNaker's run directory).
 REPORTS = (
@@ -86,7 +87,7 @@ def _regions(db: str) -> list[dict[str, Any]]:
 
 
 def run(inputs: dict[str, np.ndarray], params: dict[str, Any], job_dir: Path) -> tuple:
-    """Map the program; ``(outputs, result)`` for :func:`snncc.runtime_io.write_result`."""
+    """Map the program; ``(outputs, result)`` for :func:`snncc.runtime.jobs.write_result`."""
     t0 = time.perf_counter()
     width, height = int(params.get("width", 8)), int(params.get("height", 8))
     (job_dir / ".spynnaker.cfg").write_text(config(width, height))

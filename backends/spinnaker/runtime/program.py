@@ -1,7 +1,7 @@
 """Runtime job: run a SpiNNaker program with PyNN (Brian2, sPyNNaker, or a virtual board).
 
 ``python -m snncc.backends.spinnaker.runtime.program JOBDIR`` (protocol of
-:mod:`snncc.runtime_io`; the compile side calls it through
+:mod:`snncc.runtime.jobs`; the compile side calls it through
 :func:`snncc.backends.spinnaker.runner.run_on_pynn`). It generates the program's ``network.py``
 with :func:`snncc.backends.spinnaker.emit.network_source`, executes that source and calls its
 ``setup`` and ``run``, so the job runs exactly the program ``emit`` writes.
@@ -26,7 +26,7 @@ import numpy as np
 
 from snncc.backends.spinnaker.emit import network_source
 from snncc.backends.spinnaker.spec import SpiNNakerProgram
-from snncc.runtime_io import job_dir_from_argv, read_job, report_progress, write_result
+from snncc.runtime.jobs import job_dir_from_argv, read_job, report_progress, write_result
 
 HOST_PREFIX = "host:"
 #: Distribution that carries each simulator's version.
@@ -43,7 +43,7 @@ def load_network(spec: SpiNNakerProgram) -> dict[str, Any]:
 def run(
     inputs: dict[str, np.ndarray], params: dict[str, Any], job_dir: Path | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Run the job; ``(outputs, result)`` for :func:`snncc.runtime_io.write_result`."""
+    """Run the job; ``(outputs, result)`` for :func:`snncc.runtime.jobs.write_result`."""
     t0 = time.perf_counter()
     spec = SpiNNakerProgram.from_payload(params["spec"], inputs)
     batch = int(params["batch"])

@@ -1,7 +1,7 @@
 """SpiNNaker / PyNN smoke check: import ``pyNN.brian2`` and ``pyNN.spiNNaker``, report versions.
 
 Runs only in the runtime environment (Python 3.10), as
-``python -m snncc.backends.spinnaker.runtime.smoke JOBDIR`` (see :mod:`snncc.runtime_bridge`).
+``python -m snncc.backends.spinnaker.runtime.smoke JOBDIR`` (see :mod:`snncc.runtime.bridge`).
 It proves that PyNN 0.13, Brian2 2.9 and sPyNNaker 7.4.1 import together with numpy < 2.
 
 sPyNNaker reads ``~/.spynnaker.cfg``; without a board it must say ``virtual_board = True``
@@ -19,7 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from snncc.runtime_io import job_dir_from_argv, read_job, write_result
+from snncc.runtime.jobs import job_dir_from_argv, read_job, write_result
 
 #: Virtual SpiNNaker 1 board (48 chips, "version 5"); see hardware-semantics.md §4.3.
 SPYNNAKER_CFG = "[Machine]\nvirtual_board = True\nversion = 5\n"

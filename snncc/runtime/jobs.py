@@ -1,7 +1,7 @@
 """Runtime side of the job protocol: read a job directory, write its results.
 
 The compile environment (Python 3.11, torch) and the runtime environment (Python 3.10, lava-nc,
-PyNN, sPyNNaker) cannot share a process, so :mod:`snncc.runtime_bridge` hands work over through a
+PyNN, sPyNNaker) cannot share a process, so :mod:`snncc.runtime.bridge` hands work over through a
 directory of plain files. A runtime module (``python -m snncc.backends.<b>.runtime.<m> JOBDIR``)
 does::
 

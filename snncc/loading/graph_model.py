@@ -1,6 +1,6 @@
 """Models that exist only as a spike graph: NIR files and ``snncc convert`` outputs.
 
-Every command that takes a MODEL works on a :class:`~snncc.checkpoint.LoadedModel`. For a
+Every command that takes a MODEL works on a :class:`~snncc.loading.checkpoint.LoadedModel`. For a
 checkpoint that is a torch module to trace; a NIR file or a converted ANN has no module, only the
 IR graph, so its ``LoadedModel`` carries ``graph`` (and ``module=None``) and
 :func:`snncc.loading.to_graph` hands out a copy instead of tracing. Two sources:
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from snncc.checkpoint import LoadedModel
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.ir.serialize import dumps_json, from_dict, to_dict
+from snncc.loading.checkpoint import LoadedModel
 
 FORMAT = "snncc-graph"
 VERSION = 1

@@ -15,7 +15,7 @@ between upstream spikes and the layer: synaptic ops, Add, Scale and re-indexing)
 layers, graph inputs or host-computed values (the encoding part). Counts come from shapes and op
 parameters only, so the float graph after ``FRONT_PIPELINE`` and the quantized graph give the
 same numbers. Byte formulas per target live with the target (``snncc.backends.<t>.memory``);
-this module owns the graph walk; fitting layers to cores is :mod:`snncc.core_fit`. numpy +
+this module owns the graph walk; fitting layers to cores is :mod:`snncc.resources.core_fit`. numpy +
 networkx only.
 """
 
@@ -31,7 +31,7 @@ from snncc.exact import ceil_div
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.ir.types import Kind
-from snncc.memory_geometry import (
+from snncc.resources.memory_geometry import (
     LavaForm,
     conv_geometry,
     conv_kernel,
@@ -49,7 +49,7 @@ SPIKE_SIDE = (O.Reshape, O.Permute, O.Repeat, O.Slice, O.Pad, O.Delay, O.Scale, 
 #: Ops that keep consecutive elements consecutive (the ``group`` bound stays valid).
 ORDER_KEEPING = (O.Reshape, O.Scale, O.Add, O.Delay, O.BatchNorm)
 TARGETS = ("loihi", "spinnaker")
-#: Re-exported: the geometry helpers lived here before :mod:`snncc.memory_geometry`.
+#: Re-exported: the geometry helpers lived here before :mod:`snncc.resources.memory_geometry`.
 __all__ = [
     "SYNAPTIC", "TARGETS", "LavaForm", "LayerMemory", "Projection", "Unit", "conv_sources",
     "deployed_units", "find_units", "synaptic_counts",

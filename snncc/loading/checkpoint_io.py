@@ -1,9 +1,9 @@
 """Reading a checkpoint file safely: recognise foreign files, then a weights-only ``torch.load``.
 
-Split from :mod:`snncc.checkpoint` (which validates the dictionary and rebuilds the model) because
-this part is about bytes and pickles: why a text file, an ``.npz`` or a truncated zip must be told
-apart *before* ``torch.load`` (whose errors for them are cryptic, e.g. ``KeyError: 101``), and how
-a refused pickle is told apart from a corrupt one. Every problem is an
+Split from :mod:`snncc.loading.checkpoint` (which validates the dictionary and rebuilds the model)
+because this part is about bytes and pickles: why a text file, an ``.npz`` or a truncated zip must
+be told apart *before* ``torch.load`` (whose errors for them are cryptic, e.g. ``KeyError: 101``),
+and how a refused pickle is told apart from a corrupt one. Every problem is an
 :class:`~snncc.diagnostics.SnnccError` with exit code 2 and one line naming the file.
 """
 

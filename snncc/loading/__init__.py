@@ -1,12 +1,12 @@
 """Turn what the user typed (a file or a zoo name) into a model and then into a spike graph.
 
 ``resolve_model(ref)`` accepts an existing file (an snncc checkpoint; pickled modules and ``.pt2``
-programs written by ``snncc.export_program`` with ``trust_pickle``; a NIR file or an
-``snncc-graph`` file, which hold a graph and no module, :mod:`snncc.graph_model`) or a registered
-seed-zoo name (built with ``torch.manual_seed(0)`` so that the same name always gives the same
-weights). ``to_graph`` builds the example input and traces (a graph model's graph is copied).
-Both raise :class:`~snncc.diagnostics.SnnccError` with exit code 2 for bad input, so the CLI
-prints one line and no traceback.
+programs written by ``snncc.export_program`` with ``trust_pickle``; a NIR file or an ``snncc-graph``
+file, which hold a graph and no module, :mod:`snncc.loading.graph_model`) or a registered seed-zoo
+name (built with ``torch.manual_seed(0)`` so that the same name always gives the same weights).
+``to_graph`` builds the example input and traces (a graph model's graph is copied). Both raise
+:class:`~snncc.diagnostics.SnnccError` with exit code 2 for bad input, so the CLI prints one line
+and no traceback.
 
 Why ``to_graph`` runs the model once before tracing: ``torch.export`` reports a wrong input shape
 as a generic export failure (which ``snncc.trace`` must treat as an untraceable model, exit 3).
@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from snncc.checkpoint import LoadedModel, load_checkpoint
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
+from snncc.loading.checkpoint import LoadedModel, load_checkpoint
 
 #: File suffixes that make a missing reference read as a path rather than a model name.
 _FILE_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".tar", ".bin", ".pkl", ".nir")
@@ -104,8 +104,8 @@ def resolve_model(
     from snncc import models
 
     path = Path(ref)
-    if path.is_file() and _is_nir(path):  # a graph from NIR: no module (snncc.graph_model)
-        from snncc.graph_model import load_nir_model
+    if path.is_file() and _is_nir(path):  # a graph from NIR: no module (snncc.loading.graph_model)
+        from snncc.loading.graph_model import load_nir_model
 
         return load_nir_model(path, input_shape=input_shape, timesteps=timesteps)
     if path.exists():
@@ -221,8 +221,8 @@ def to_graph(loaded: LoadedModel, *, input_shape: tuple[int, ...] | None = None)
     """
     import snncc
 
-    if loaded.graph is not None:  # NIR or graph file: nothing to trace (snncc.graph_model)
-        from snncc.graph_model import graph_for
+    if loaded.graph is not None:  # NIR or graph file: nothing to trace (snncc.loading.graph_model)
+        from snncc.loading.graph_model import graph_for
 
         return graph_for(loaded, input_shape)
     if loaded.source == "export":  # already exported: translate it, with its fixed shapes

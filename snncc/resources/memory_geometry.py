@@ -1,8 +1,8 @@
 """Counts of one synaptic op from its shapes and parameters: synapses, receptive field, fan-out,
 convolution geometry, and the op's form as a Lava ``Conv`` (:class:`LavaForm`).
 
-Why a module of its own: :mod:`snncc.memory` walks the graph; what one op stores and reads is
-plain arithmetic on shapes that the per-target byte models and the calibrated Loihi 2 model
+Why a module of its own: :mod:`snncc.resources.memory` walks the graph; what one op stores and
+reads is plain arithmetic on shapes that the per-target byte models and the calibrated Loihi 2 model
 (``snncc.backends.lava.calibrated``) both need. Everything here is exact integer arithmetic on
 shapes, so the float graph and the quantized graph give the same numbers. numpy + networkx only.
 """
@@ -85,7 +85,7 @@ def identity_form(shape: tuple[int, ...]) -> LavaForm:
 
 
 def conv_geometry(g: Graph, s: str) -> tuple[int, ...]:
-    """See :attr:`snncc.memory.Projection.conv`; Conv1d is a convolution over one row."""
+    """See :attr:`snncc.resources.memory.Projection.conv`; Conv1d is a convolution over one row."""
     op = g.op(s)
     if not isinstance(op, (O.Conv1d, O.Conv2d)):
         return ()

@@ -4,7 +4,7 @@ Why a subprocess: lava-nc 0.10.0 only runs on Python 3.10 and pins an old numpy,
 compile environment runs Python 3.11+ with torch and numpy 2. They cannot share an interpreter,
 so the compile side writes a job directory (``inputs.npz`` + ``params.json``), runs
 ``<runtime python> -m <module> <job dir>``, and reads ``outputs.npz`` + ``result.json`` back (the
-runtime half is :mod:`snncc.runtime_io`). Only files cross the boundary: no pickles, so neither
+runtime half is :mod:`snncc.runtime.jobs`). Only files cross the boundary: no pickles, so neither
 side needs the other's packages.
 
 The runtime interpreter is ``$SNNCC_RUNTIME_PYTHON`` if set, else ``.venv-runtime/bin/python`` in
@@ -27,7 +27,7 @@ import numpy as np
 
 import snncc
 from snncc.diagnostics import SnnccError
-from snncc.runtime_io import (
+from snncc.runtime.jobs import (
     INPUTS,
     OUTPUTS,
     PARAMS,
@@ -166,8 +166,9 @@ def run_in_runtime(
     ``inputs`` must be numeric arrays and ``params`` JSON-serialisable (numpy scalars and arrays
     are converted). The job runs in a fresh temporary directory that is also its ``HOME`` and
     working directory (sPyNNaker writes ``reports/`` there), deleted afterwards. ``progress`` is
-    called with the number of items the job reports done (:func:`snncc.runtime_io.report_progress`)
-    while it runs. When the job fails and ``log_path`` is given, its whole stderr is saved there.
+    called with the number of items the job reports done
+    (:func:`snncc.runtime.jobs.report_progress`) while it runs. When the job fails and
+    ``log_path`` is given, its whole stderr is saved there.
 
     The job is its own session (so a timeout can kill the group Lava forks); for the same reason
     it does not receive the terminal's Ctrl-C, so any exception here (KeyboardInterrupt included)

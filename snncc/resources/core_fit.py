@@ -1,6 +1,6 @@
 """Fitting layers to cores: the per-target byte models, atoms per core, and fan-in splitting.
 
-:mod:`snncc.memory` finds the deployed layers and their projections (target-independent);
+:mod:`snncc.resources.memory` finds the deployed layers and their projections (target-independent);
 this module asks the target's usage model (``snncc.backends.<target>.memory``, or the calibrated
 Loihi 2 model ``snncc.backends.lava.calibrated``) how a layer is cut into cores
 (:func:`layout`: output tiles or chunks of as many atoms as one core holds,
@@ -20,7 +20,7 @@ from typing import Any
 from snncc.diagnostics import SnnccError
 from snncc.exact import ceil_div
 from snncc.ir.graph import Graph
-from snncc.memory import TARGETS, LayerMemory, Projection, Unit, deployed_units
+from snncc.resources.memory import TARGETS, LayerMemory, Projection, Unit, deployed_units
 
 __all__ = [
     "DEFAULT_CONV_SYNAPSES", "TARGETS", "WHOLE", "Layout", "chunks", "layer_memory", "layout",

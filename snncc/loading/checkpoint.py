@@ -16,13 +16,13 @@ weights are loaded with ``strict=True``. Whole pickled modules and ``torch.expor
 
 Every problem with the file is an :class:`~snncc.diagnostics.SnnccError` with exit code 2 whose one
 line names the file, says what is wrong and how to fix it. Reading the bytes safely lives in
-:mod:`snncc.checkpoint_io`, ``.pt2`` programs in :mod:`snncc.frontend.exported`. Codes: E020 no
-such file, E021 not a checkpoint, E022 truncated or corrupt, E023 refused pickle, E024 weights
-do not match the architecture, E025 written by a newer snncc, E026 invalid field, E027 unreadable
-pickled class, E028 input shape or timesteps unknown, E030 recorded timesteps contradict the
-config or the model, E031 recorded input shape contradicts the config (or does not fit a ``.pt2``
-program), E032 NaN or Inf in a tensor, E010/E011/E015 unknown architecture / unknown config field
-/ invalid config value.
+:mod:`snncc.loading.checkpoint_io`, ``.pt2`` programs in :mod:`snncc.frontend.exported`. Codes: E020
+no such file, E021 not a checkpoint, E022 truncated or corrupt, E023 refused pickle, E024 weights do
+not match the architecture, E025 written by a newer snncc, E026 invalid field, E027 unreadable
+pickled class, E028 input shape or timesteps unknown, E030 recorded timesteps contradict the config
+or the model, E031 recorded input shape contradicts the config (or does not fit a ``.pt2`` program),
+E032 NaN or Inf in a tensor, E010/E011/E015 unknown architecture / unknown config field / invalid
+config value.
 
 Why the file is checked this far before anything runs: every field of a checkpoint is input. A
 NaN weight makes ``energy`` print NaN energies and ``compile`` quantize to garbage without any
@@ -43,10 +43,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from snncc.checkpoint_io import _RESAVE_HINT, _error, _unsafe_global, read_file
 from snncc.data.files import check_finite
 from snncc.diagnostics import SnnccError
 from snncc.ir.serialize import atomic_write_bytes
+from snncc.loading.checkpoint_io import _RESAVE_HINT, _error, _unsafe_global, read_file
 
 FORMAT = "snncc-checkpoint"
 VERSION = 1
@@ -65,7 +65,7 @@ class LoadedModel:
     (a ``torch.export`` program, kept in ``program``) or ``zoo`` (a registry name with seeded
     random weights). ``nir`` (a NIR file) and ``graph`` (an ``snncc-graph`` file, e.g. written
     by ``snncc convert``) have no module: they hold the IR ``graph`` itself
-    (:mod:`snncc.graph_model`).
+    (:mod:`snncc.loading.graph_model`).
     """
 
     module: nn.Module | None
@@ -517,7 +517,7 @@ def load_checkpoint(
         )
     obj = read_file(path, trust_pickle=trust_pickle)
     if isinstance(obj, dict) and obj.get("format") == "snncc-graph":  # a graph, no module
-        from snncc.graph_model import load_graph_document
+        from snncc.loading.graph_model import load_graph_document
 
         return load_graph_document(obj, path, input_shape=input_shape, timesteps=timesteps)
     if not isinstance(obj, nn.Module):

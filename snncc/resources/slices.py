@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from snncc.budget import Budget, fits
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
+from snncc.resources.budget import Budget, fits
 
 DIMS = ("feature", "attention", "mlp")
 Progress = Callable[[int, int], None]
@@ -220,7 +220,7 @@ def select_slice(
     fitting = [s for s in infos if s.fits is not False]
     if fitting:
         return max(fitting, key=_size_key)
-    from snncc.budget import suggest_budget
+    from snncc.resources.budget import suggest_budget
 
     assert budget is not None  # without a budget every slice fits
     small = min(infos, key=_size_key)
