@@ -4,7 +4,9 @@
 population, one ``Dense``/``DelayDense`` (or snncc's ``SpecSynapse`` for convolutions and spike
 products) per connection, ``connect`` calls, and a ``run`` function that feeds the host inputs
 through ``RingBuffer`` processes, probes every population with a ``Monitor`` and runs under
-``Loihi2SimCfg(select_tag="fixed_pt")`` (any run configuration can be passed instead).
+``Loihi2SimCfg(select_tag="fixed_pt")`` with snncc's faster, bit-identical CPU model of Lava's
+``DelayDense`` (:func:`snncc.backends.lava.runtime.fast_models.sim_config`; any run
+configuration can be passed instead).
 (One ``Monitor`` per population: Lava 0.10's ``Monitor`` model has ports for one probe only.)
 ``weights.npz`` holds the spec's arrays and ``spec.json`` its document
 (:meth:`~snncc.backends.lower.spec.ProgramSpec.to_payload`); ``run.py`` is the command line
@@ -50,13 +52,13 @@ from typing import Any
 
 import numpy as np
 from lava.magma.core.run_conditions import RunSteps
-from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import DelayDense, Dense
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIFReset
 from lava.proc.monitor.process import Monitor
 from lava.utils.weightutils import SignMode
 
+from snncc.backends.lava.runtime.fast_models import sim_config
 from snncc.backends.lava.runtime.processes import ExpGIFNeuron, SpecSynapse
 from snncc.backends.lower.spec import ProgramSpec
 
@@ -103,7 +105,8 @@ def run(
     for name, p in lif.items():
         monitors[name].probe(p.s_out, steps)
     first = next(iter(lif.values()))
-    cfg = run_cfg or Loihi2SimCfg(select_tag="fixed_pt")
+    # Loihi2SimCfg(select_tag="fixed_pt") with snncc's faster bit-identical CPU model of DelayDense
+    cfg = run_cfg or sim_config()
     chunks = [steps] if progress is None else [PERIOD + DEPTH] + [PERIOD] * (batch - 1)
     for k, n_steps in enumerate(chunks, start=1):
         first.run(RunSteps(num_steps=n_steps), cfg)

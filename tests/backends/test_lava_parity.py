@@ -58,7 +58,7 @@ def test_emitted_files_are_byte_identical(digits_program, tmp_path: Path) -> Non
         assert a.read_bytes() == b.read_bytes(), a.name
     source = first[0].read_text()
     assert "LIFReset(\n        shape=(1024,)" in source and "DelayDense(" in source
-    assert "SpecSynapse(" in source and 'Loihi2SimCfg(select_tag="fixed_pt")' in source
+    assert "SpecSynapse(" in source and "cfg = run_cfg or sim_config()" in source
     compile(source, "network.py", "exec")  # valid Python (it imports Lava, so not run here)
 
 
