@@ -59,6 +59,7 @@ from lava.proc.monitor.process import Monitor
 from lava.utils.weightutils import SignMode
 
 from snncc.backends.lava.runtime.fast_models import sim_config
+from snncc.backends.lava.runtime.fused import fused_network
 from snncc.backends.lava.runtime.processes import ExpGIFNeuron, SpecSynapse
 from snncc.backends.lower.spec import ProgramSpec
 
@@ -77,6 +78,32 @@ def build(w: dict[str, np.ndarray], spec: ProgramSpec) -> tuple[dict[str, Any], 
 _FOOTER = '''    return lif, conn
 
 
+def probed(
+    w: dict[str, np.ndarray], spec: ProgramSpec, host: dict[str, np.ndarray], steps: int
+) -> tuple[Any, Any]:
+    """This network fed by host RingBuffers, one Monitor per population (Lava 0.10: one probe
+    per Monitor); ``(a process to run, a function reading every population's spikes)``."""
+    lif, _ = build(w, spec)
+    for pop, a_in in host.items():
+        t, b, n = a_in.shape
+        data = np.zeros((n, steps), np.int32)
+        data[:, : b * t] = np.asarray(a_in).transpose(2, 1, 0).reshape(n, b * t)
+        source = RingBuffer(data=data)
+        source.s_out.connect(lif[pop].a_in)
+    monitors = {name: Monitor() for name in lif}
+    for name, p in lif.items():
+        monitors[name].probe(p.s_out, steps)
+
+    def spikes() -> dict[str, np.ndarray]:
+        out = {}
+        for name, p in lif.items():
+            data = monitors[name].get_data()[p.name]["s_out"]
+            out[name] = (np.asarray(data).reshape(steps, -1) != 0).astype(np.uint8)
+        return out
+
+    return next(iter(lif.values())), spikes
+
+
 def run(
     w: dict[str, np.ndarray],
     spec: ProgramSpec,
@@ -84,6 +111,7 @@ def run(
     batch: int,
     run_cfg: Any = None,
     progress: Any = None,
+    fused: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run ``batch`` samples; ``host[pop]`` is ``[T, batch, n]`` integer a_in per host input.
 
@@ -91,20 +119,12 @@ def run(
     uint8, row ``i`` being Lava step ``i + 1``. With ``progress`` (a callable), the run is cut
     where each sample's last step leaves the pipeline (``PERIOD + DEPTH`` steps, then ``PERIOD``
     per sample; Lava keeps all state between ``run`` calls) and ``progress(k)`` is called with
-    the number of samples done.
+    the number of samples done. With ``fused``, the whole program runs as one snncc
+    ``SpecProgram`` CPU process instead (same spikes, without Lava's cost per process and step;
+    no Loihi 2 counterpart).
     """
-    lif, _ = build(w, spec)
     steps = batch * PERIOD + DEPTH
-    for pop, a_in in host.items():
-        t, b, n = a_in.shape
-        data = np.zeros((n, steps), np.int32)
-        data[:, : b * t] = np.asarray(a_in).transpose(2, 1, 0).reshape(n, b * t)
-        source = RingBuffer(data=data)
-        source.s_out.connect(lif[pop].a_in)
-    monitors = {name: Monitor() for name in lif}  # Lava 0.10: one probe per Monitor
-    for name, p in lif.items():
-        monitors[name].probe(p.s_out, steps)
-    first = next(iter(lif.values()))
+    first, spikes = (fused_network if fused else probed)(w, spec, host, steps)
     # Loihi2SimCfg(select_tag="fixed_pt") with snncc's faster bit-identical CPU model of DelayDense
     cfg = run_cfg or sim_config()
     chunks = [steps] if progress is None else [PERIOD + DEPTH] + [PERIOD] * (batch - 1)
@@ -113,11 +133,7 @@ def run(
         if progress is not None:
             progress(k)
     try:
-        out = {}
-        for name, p in lif.items():
-            data = monitors[name].get_data()[p.name]["s_out"]
-            out[name] = (np.asarray(data).reshape(steps, -1) != 0).astype(np.uint8)
-        return out
+        return spikes()
     finally:
         first.stop()
 '''
