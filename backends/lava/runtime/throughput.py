@@ -1,17 +1,29 @@
 """Runtime job for ``benchmarks/lava_throughput.py``: Lava steps per second of a program spec.
 
 ``python -m snncc.backends.lava.runtime.throughput JOBDIR``. Parameters: ``spec`` (payload
-document), ``batch``, ``steps`` (timed steps), and for the *naive* emission ``extra``
-(``{population: k}``: ``k`` pass-through processes chained off that population's spikes, so the
-network has one Lava process per IR node of the deployed part, as an emitter that does not fuse
-would produce) and ``lava_conv`` (every convolution also run by Lava's own ``Conv`` model, as
-a naive emitter would map it). Pass-throughs copy their input to their output every step: the
-messages a per-node process would exchange, with no more arithmetic than the fused program
-already does (hardware-semantics §3: Lava forks one OS process per ProcessModel and
-synchronises all of them every step).
+document), ``batch``, ``steps`` (timed steps), ``variant`` and, optionally, ``record`` (steps
+to record every population's spikes for, to check a variant computes the right thing; off when
+timing). Variants:
 
-No Monitors are attached (recording is not what is measured). Result: processes, steps, the
-one-step startup (compile + fork) and the timed steps per second.
+- ``emitted``: the network ``network.py`` builds (one Lava process per population and per
+  connection, host ``RingBuffer``) under the run configuration it uses
+  (:func:`~snncc.backends.lava.runtime.fast_models.sim_config`);
+- ``fused``: the whole program as one ``SpecProgram`` process fed by one ``RingBuffer``
+  (:mod:`snncc.backends.lava.runtime.fused`, ``network.run(..., fused=True)``);
+- ``naive``: what a straightforward emitter would produce, one Lava process per IR node with
+  Lava's stock processes and models (``Loihi2SimCfg(select_tag="fixed_pt")``): ``LIFReset``,
+  ``Dense``/``DelayDense``, Lava's own ``Conv`` for every convolution that is a plain
+  population-to-population convolution (:func:`_stock_convs`, exact: it computes the same
+  spikes), snncc's ``SpecSynapse`` only where stock Lava has no process (spike products,
+  re-indexed convolutions), plus ``extra`` (``{population: k}``) pass-through processes chained
+  off a population's spikes, one per IR node the lowering folded into a connection (re-indexing,
+  adds, pools: a per-node emitter gives each its own process, which copies its input to its
+  output each step; hardware-semantics §3: Lava forks one OS process per ProcessModel and
+  synchronises all of them every step).
+
+No Monitors are attached unless ``record``. Result: processes, steps, the one-step startup
+(compile + fork) and the timed steps per second; outputs (with ``record``): ``s<i>``, population
+``i``'s spikes ``[record, n]``, row ``j`` being Lava step ``j + 1``.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from lava.proc.io.source import RingBuffer
 from lava.proc.monitor.process import Monitor
 
 from snncc.backends.lava.runtime.fast_models import sim_config
+from snncc.backends.lava.runtime.fused import SpecProgram
 from snncc.backends.lava.runtime.program import HOST_PREFIX, load_network
 from snncc.backends.lower.spec import Connection, ProgramSpec
 from snncc.runtime_io import job_dir_from_argv, read_job, write_result
@@ -112,37 +125,60 @@ def _stock_convs(convs: list[Connection], lif: dict[str, Any]) -> int:
     return len(convs)
 
 
-def run(
-    inputs: dict[str, np.ndarray], params: dict[str, Any]
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Build the network (plus pass-throughs), time ``steps`` steps; ``(outputs, result)``."""
-    spec = ProgramSpec.from_payload(params["spec"], inputs)
-    batch, steps = int(params["batch"]), int(params["steps"])
-    stock = bool(params.get("lava_conv"))
-    fused, convs = _split_convs(spec) if stock else (spec, [])
-    lif, conn = load_network(fused)["build"](fused.to_payload()[1], fused)
-    n_proc = len(lif) + len(conn) + _stock_convs(convs, lif)
+def _host_data(spec: ProgramSpec, inputs: dict[str, np.ndarray], steps: int) -> np.ndarray:
+    """``[Σ n, steps]`` RingBuffer data: the host inputs of every host-fed population, stacked,
+    the batch repeated for as long as the run lasts (so every timed step carries real activity:
+    a network left without input would go quiet and flatter the activity-dependent models)."""
+    rows = []
     for h in spec.host_inputs:
         a_in = inputs[HOST_PREFIX + h.population]
         t, b, n = a_in.shape
-        data = np.zeros((n, steps + 1), np.int32)
-        m = min(b * t, steps + 1)
-        data[:, :m] = np.asarray(a_in).transpose(2, 1, 0).reshape(n, b * t)[:, :m]
+        flat = np.asarray(a_in).transpose(2, 1, 0).reshape(n, b * t)
+        rows.append(flat[:, np.arange(steps) % (b * t)].astype(np.int32))
+    return np.concatenate(rows)
+
+
+def _per_process(
+    spec: ProgramSpec, inputs: dict[str, np.ndarray], params: dict[str, Any], steps: int
+) -> tuple[int, dict[str, Any]]:
+    """The emitted or naive network; ``(processes, {population: its spike port})``."""
+    naive = params["variant"] == "naive"
+    kept, convs = _split_convs(spec) if naive else (spec, [])
+    lif, conn = load_network(kept)["build"](kept.to_payload()[1], kept)
+    n_proc = len(lif) + len(conn) + _stock_convs(convs, lif)
+    for h in spec.host_inputs:
+        data = _host_data(replace(spec, host_inputs=[h]), inputs, steps)
         RingBuffer(data=data).s_out.connect(lif[h.population].a_in)
         n_proc += 1
-    for name, k in sorted(params.get("extra", {}).items()):
+    for name, k in sorted(params.get("extra", {}).items()) if naive else []:
         port = lif[name].s_out
         for _ in range(int(k)):
             p = PassThrough(size=int(np.prod(lif[name].s_out.shape)))
             port.connect(p.s_in)
             port = p.s_out
             n_proc += 1
+    return n_proc, {name: p.s_out for name, p in lif.items()}
+
+
+def run(
+    inputs: dict[str, np.ndarray], params: dict[str, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Build the variant, time ``steps`` steps after a first one; ``(outputs, result)``."""
+    spec = ProgramSpec.from_payload(params["spec"], inputs)
+    batch, steps = int(params["batch"]), int(params["steps"])
+    variant = params["variant"]
     record = int(params.get("record", 0))
-    monitors = {name: Monitor() for name in lif} if record else {}
+    if variant == "fused":
+        prog = SpecProgram(spec=spec, name="program")
+        RingBuffer(data=_host_data(spec, inputs, steps + 1)).s_out.connect(prog.a_in)
+        n_proc, ports = 2, {"program": prog.s_out}
+    else:
+        n_proc, ports = _per_process(spec, inputs, params, steps + 1)
+    monitors = {name: Monitor() for name in ports} if record else {}
     for name, mon in monitors.items():
-        mon.probe(lif[name].s_out, record)
-    first = next(iter(lif.values()))
-    cfg = sim_config() if params.get("fast", True) else Loihi2SimCfg(select_tag="fixed_pt")
+        mon.probe(ports[name], record)
+    first = ports[next(iter(ports))].process
+    cfg = Loihi2SimCfg(select_tag="fixed_pt") if variant == "naive" else sim_config()
     outputs: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
     first.run(RunSteps(num_steps=1), cfg)
@@ -150,13 +186,21 @@ def run(
     try:
         first.run(RunSteps(num_steps=steps), cfg)
         t2 = time.perf_counter()
-        for i, p in enumerate(spec.populations):
-            if p.name in monitors:
-                data = monitors[p.name].get_data()[lif[p.name].name]["s_out"]
-                outputs[f"s{i}"] = np.asarray(data).reshape(record, -1).astype(np.int64)
+        got = {
+            name: np.asarray(mon.get_data()[ports[name].process.name]["s_out"]).reshape(record, -1)
+            for name, mon in monitors.items()
+        }
     finally:
         first.stop()
+    if "program" in got:
+        bounds = np.cumsum([0] + [p.size for p in spec.populations])
+        got = {p.name: got["program"][:, bounds[i] : bounds[i + 1]]
+               for i, p in enumerate(spec.populations)}  # fmt: skip
+    for i, p in enumerate(spec.populations):
+        if p.name in got:
+            outputs[f"s{i}"] = (got[p.name] != 0).astype(np.uint8)
     result = {
+        "variant": variant,
         "processes": n_proc,
         "batch": batch,
         "steps": steps,
