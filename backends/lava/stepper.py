@@ -18,7 +18,8 @@ arithmetic, the loop body of :func:`~snncc.reference.loihi_kernels.lif_trace`, o
 :func:`~snncc.reference.loihi_kernels.expgif_step`). Connections use
 :func:`snncc.backends.lower.kernels.connection_output` on one row, except ``dense``, whose
 effective weights (:func:`~snncc.reference.loihi_kernels.dense_weights`) are prepared once and
-summed over the active inputs only (:class:`_Dense`), in int64.
+summed over the active inputs only (:class:`_Dense`), in int64, and ``conv``, whose im2col
+gather is precomputed (:class:`~snncc.backends.lava.conv_plan.ConvPlan`).
 ``tests/backends/test_lava_stepper.py`` checks every population's output, step for step,
 against ``simulate``.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snncc.backends.lava.conv_plan import ConvPlan
 from snncc.backends.lower.kernels import connection_output
 from snncc.backends.lower.spec import Connection, Population, ProgramSpec
 from snncc.reference.loihi_kernels import (
@@ -114,7 +116,13 @@ class SpecStepper:
         for p in spec.populations:
             conns = []
             for c in spec.into(p.name):
-                conns.append((c, _Dense(c) if c.kind == "dense" else None))
+                if c.kind == "dense":
+                    conns.append((c, _Dense(c)))
+                elif c.kind == "conv":
+                    top = int(spec.population(c.operands[0].source).payloads().max())
+                    conns.append((c, ConvPlan(c, top)))
+                else:
+                    conns.append((c, None))
             self.into.append(conns)
 
     def _read(self, c: Connection) -> list[np.ndarray]:
@@ -133,10 +141,10 @@ class SpecStepper:
             a = np.zeros(p.size, np.int64)
             if p.name in self.fed:
                 a += np.asarray(host[p.name], np.int64).reshape(-1)
-            for c, dense in self.into[i]:
+            for c, plan in self.into[i]:
                 xs = self._read(c)
-                if dense is not None:
-                    a += dense(xs[0])
+                if plan is not None:
+                    a += plan(xs[0])
                 else:
                     a += connection_output(c, [x[None] for x in xs])[0]
             out.append(self.neurons[i].step(self.tau, a))
