@@ -1,4 +1,5 @@
-"""Parity on real Lava: the lowered program under ``Loihi2SimCfg(select_tag="fixed_pt")``.
+"""Parity on real Lava: the lowered program under ``Loihi2SimCfg(select_tag="fixed_pt")`` (with
+snncc's bit-identical ``DelayDense`` model, ``fast_models.sim_config``), and its fused variant.
 
 The runtime job runs the generated ``network.py`` (lava-nc 0.10.0, Python 3.10) on three samples
 of every program of ``conftest.PROGRAMS`` (each zoo family, the committed checkpoints): every

@@ -1,4 +1,5 @@
-"""Runtime job: run a program spec on Lava (``Loihi2SimCfg(select_tag="fixed_pt")``).
+"""Runtime job: run a program spec on Lava (``Loihi2SimCfg(select_tag="fixed_pt")``, with the
+fast ``DelayDense`` model of :mod:`.fast_models`).
 
 ``python -m snncc.backends.lava.runtime.program JOBDIR`` (protocol of :mod:`snncc.runtime_io`;
 the compile side calls it through :func:`snncc.backends.lava.runner.run_on_lava`). It generates
@@ -67,7 +68,7 @@ def run(
         outputs[f"n{i}"] = outputs[f"s{i}"].sum(axis=0, dtype=np.int64)
     result = {
         "lava_nc": version("lava-nc"),
-        "run_cfg": "Loihi2SimCfg(select_tag='fixed_pt')",
+        "run_cfg": "Loihi2SimCfg(select_tag='fixed_pt') + fast DelayDense (fast_models)",
         "steps": spec.run_steps(batch),
         "batch": batch,
         # populations, connections, one RingBuffer per host input, one Monitor per population;
