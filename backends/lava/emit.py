@@ -4,7 +4,9 @@
 population, one ``Dense``/``DelayDense`` (or snncc's ``SpecSynapse`` for convolutions and spike
 products) per connection, ``connect`` calls, and a ``run`` function that feeds the host inputs
 through ``RingBuffer`` processes, probes every population with a ``Monitor`` and runs under
-``Loihi2SimCfg(select_tag="fixed_pt")`` (any run configuration can be passed instead).
+``Loihi2SimCfg(select_tag="fixed_pt")`` with snncc's faster, bit-identical CPU model of Lava's
+``DelayDense`` (:func:`snncc.backends.lava.runtime.fast_models.sim_config`; any run
+configuration can be passed instead).
 (One ``Monitor`` per population: Lava 0.10's ``Monitor`` model has ports for one probe only.)
 ``weights.npz`` holds the spec's arrays and ``spec.json`` its document
 (:meth:`~snncc.backends.lower.spec.ProgramSpec.to_payload`); ``run.py`` is the command line
@@ -50,13 +52,14 @@ from typing import Any
 
 import numpy as np
 from lava.magma.core.run_conditions import RunSteps
-from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import DelayDense, Dense
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIFReset
 from lava.proc.monitor.process import Monitor
 from lava.utils.weightutils import SignMode
 
+from snncc.backends.lava.runtime.fast_models import sim_config
+from snncc.backends.lava.runtime.fused import fused_network
 from snncc.backends.lava.runtime.processes import ExpGIFNeuron, SpecSynapse
 from snncc.backends.lower.spec import ProgramSpec
 
@@ -75,6 +78,32 @@ def build(w: dict[str, np.ndarray], spec: ProgramSpec) -> tuple[dict[str, Any], 
 _FOOTER = '''    return lif, conn
 
 
+def probed(
+    w: dict[str, np.ndarray], spec: ProgramSpec, host: dict[str, np.ndarray], steps: int
+) -> tuple[Any, Any]:
+    """This network fed by host RingBuffers, one Monitor per population (Lava 0.10: one probe
+    per Monitor); ``(a process to run, a function reading every population's spikes)``."""
+    lif, _ = build(w, spec)
+    for pop, a_in in host.items():
+        t, b, n = a_in.shape
+        data = np.zeros((n, steps), np.int32)
+        data[:, : b * t] = np.asarray(a_in).transpose(2, 1, 0).reshape(n, b * t)
+        source = RingBuffer(data=data)
+        source.s_out.connect(lif[pop].a_in)
+    monitors = {name: Monitor() for name in lif}
+    for name, p in lif.items():
+        monitors[name].probe(p.s_out, steps)
+
+    def spikes() -> dict[str, np.ndarray]:
+        out = {}
+        for name, p in lif.items():
+            data = monitors[name].get_data()[p.name]["s_out"]
+            out[name] = (np.asarray(data).reshape(steps, -1) != 0).astype(np.uint8)
+        return out
+
+    return next(iter(lif.values())), spikes
+
+
 def run(
     w: dict[str, np.ndarray],
     spec: ProgramSpec,
@@ -82,6 +111,7 @@ def run(
     batch: int,
     run_cfg: Any = None,
     progress: Any = None,
+    fused: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run ``batch`` samples; ``host[pop]`` is ``[T, batch, n]`` integer a_in per host input.
 
@@ -89,32 +119,21 @@ def run(
     uint8, row ``i`` being Lava step ``i + 1``. With ``progress`` (a callable), the run is cut
     where each sample's last step leaves the pipeline (``PERIOD + DEPTH`` steps, then ``PERIOD``
     per sample; Lava keeps all state between ``run`` calls) and ``progress(k)`` is called with
-    the number of samples done.
+    the number of samples done. With ``fused``, the whole program runs as one snncc
+    ``SpecProgram`` CPU process instead (same spikes, without Lava's cost per process and step;
+    no Loihi 2 counterpart).
     """
-    lif, _ = build(w, spec)
     steps = batch * PERIOD + DEPTH
-    for pop, a_in in host.items():
-        t, b, n = a_in.shape
-        data = np.zeros((n, steps), np.int32)
-        data[:, : b * t] = np.asarray(a_in).transpose(2, 1, 0).reshape(n, b * t)
-        source = RingBuffer(data=data)
-        source.s_out.connect(lif[pop].a_in)
-    monitors = {name: Monitor() for name in lif}  # Lava 0.10: one probe per Monitor
-    for name, p in lif.items():
-        monitors[name].probe(p.s_out, steps)
-    first = next(iter(lif.values()))
-    cfg = run_cfg or Loihi2SimCfg(select_tag="fixed_pt")
+    first, spikes = (fused_network if fused else probed)(w, spec, host, steps)
+    # Loihi2SimCfg(select_tag="fixed_pt") with snncc's faster bit-identical CPU model of DelayDense
+    cfg = run_cfg or sim_config()
     chunks = [steps] if progress is None else [PERIOD + DEPTH] + [PERIOD] * (batch - 1)
     for k, n_steps in enumerate(chunks, start=1):
         first.run(RunSteps(num_steps=n_steps), cfg)
         if progress is not None:
             progress(k)
     try:
-        out = {}
-        for name, p in lif.items():
-            data = monitors[name].get_data()[p.name]["s_out"]
-            out[name] = (np.asarray(data).reshape(steps, -1) != 0).astype(np.uint8)
-        return out
+        return spikes()
     finally:
         first.stop()
 '''

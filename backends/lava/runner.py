@@ -41,6 +41,7 @@ def run_on_lava(
     *,
     progress: Callable[[int], None] | None = None,
     log_path: str | Path | None = None,
+    fused: bool = False,
 ) -> LavaRun:
     """Run ``batch`` samples of ``spec`` in the runtime environment under Lava ``fixed_pt``.
 
@@ -48,12 +49,14 @@ def run_on_lava(
     Ensures:  spikes as the numpy executor's :func:`~snncc.backends.lower.simulate.windows`
               lays them out; raises ``SnnccError`` ``RT00x`` when the job fails (its stderr
               saved to ``log_path`` when given). ``progress(k)`` is called as samples finish.
+    With ``fused``, the whole program runs as one ``SpecProgram`` CPU process (same spikes,
+    much faster on CPU, no Loihi 2 counterpart: :mod:`snncc.backends.lava.runtime.fused`).
     """
     doc, arrays = spec.to_payload()
     inputs = dict(arrays)
     for pop, a in host.items():
         inputs[HOST_PREFIX + pop] = np.asarray(a, np.int64)
-    params = {"spec": doc, "batch": batch, "progress": progress is not None}
+    params = {"spec": doc, "batch": batch, "progress": progress is not None, "fused": fused}
     outputs, info = run_in_runtime(
         PROGRAM_MODULE, inputs, params, timeout, progress=progress, log_path=log_path
     )

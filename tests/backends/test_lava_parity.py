@@ -1,4 +1,5 @@
-"""Parity on real Lava: the lowered program under ``Loihi2SimCfg(select_tag="fixed_pt")``.
+"""Parity on real Lava: the lowered program under ``Loihi2SimCfg(select_tag="fixed_pt")`` (with
+snncc's bit-identical ``DelayDense`` model, ``fast_models.sim_config``), and its fused variant.
 
 The runtime job runs the generated ``network.py`` (lava-nc 0.10.0, Python 3.10) on three samples
 of every program of ``conftest.PROGRAMS`` (each zoo family, the committed checkpoints): every
@@ -50,6 +51,21 @@ def test_lava_spikes_equal_the_reference(program) -> None:
         np.testing.assert_array_equal(out[name].argmax(-1), want.argmax(-1))
 
 
+@pytest.mark.runtime
+@pytest.mark.parametrize("name", ["digits", "ge2mst"])
+def test_fused_program_equals_the_reference(programs, name: str) -> None:
+    """The whole program as one SpecProgram process (``fused``): the same spikes per neuron and
+    per step (GE2MST: programmable neurons with graded payloads)."""
+    p = programs(name)
+    a_in, batch = host.encode(p.graph, p.spec, p.inputs)
+    lava = run_on_lava(p.spec, a_in, batch, timeout=300, fused=True)
+    assert lava.info["fused"] and lava.info["processes"] == 3
+    for pop in p.spec.populations:
+        got, want = lava.spikes[pop.name], p.reference_spikes(pop.name)
+        assert want.any(), pop.name
+        assert np.array_equal(got, want), _first_mismatch(pop.name, got, want)
+
+
 def test_emitted_files_are_byte_identical(digits_program, tmp_path: Path) -> None:
     first = emit(digits_program.spec, tmp_path / "a", label="digits")
     second = emit(digits_program.spec, tmp_path / "b", label="digits")
@@ -58,7 +74,7 @@ def test_emitted_files_are_byte_identical(digits_program, tmp_path: Path) -> Non
         assert a.read_bytes() == b.read_bytes(), a.name
     source = first[0].read_text()
     assert "LIFReset(\n        shape=(1024,)" in source and "DelayDense(" in source
-    assert "SpecSynapse(" in source and 'Loihi2SimCfg(select_tag="fixed_pt")' in source
+    assert "SpecSynapse(" in source and "cfg = run_cfg or sim_config()" in source
     compile(source, "network.py", "exec")  # valid Python (it imports Lava, so not run here)
 
 

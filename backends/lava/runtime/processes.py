@@ -33,6 +33,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from snncc.backends.lava.conv_plan import ConvPlan
 from snncc.backends.lower.kernels import connection_output
 from snncc.backends.lower.spec import Connection
 from snncc.reference.loihi_kernels import expgif_step
@@ -95,6 +96,7 @@ class PySpecSynapseModelFixed(PyLoihiProcessModel):
             for o, size in zip(self.connection.operands, sizes, strict=False)
         ]
         self.a_buf = np.zeros(int(proc_params["target_size"]), np.int64)
+        self.plan = _conv_plan(self.connection)
 
     def run_spk(self) -> None:
         """Send last step's sum, then read this step's spikes and compute the next one."""
@@ -105,7 +107,21 @@ class PySpecSynapseModelFixed(PyLoihiProcessModel):
             line[1:] = line[:-1].copy()
             line[0] = port.recv()
             xs.append(line[-1][None])
-        self.a_buf = connection_output(self.connection, xs)[0]
+        if self.plan is not None:  # the same sum, im2col gather precomputed
+            self.a_buf = self.plan(xs[0][0])
+        else:
+            self.a_buf = connection_output(self.connection, xs)[0]
+
+
+def _conv_plan(c: Connection) -> ConvPlan | None:
+    """A precomputed :class:`ConvPlan` for a ``conv`` connection whose sums stay exact for any
+    24-bit input (the port's precision), else None (``connection_output`` every step)."""
+    if c.kind != "conv":
+        return None
+    try:
+        return ConvPlan(c, max_input=1 << 23)
+    except ValueError:
+        return None
 
 
 class ExpGIFNeuron(AbstractProcess):

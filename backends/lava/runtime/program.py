@@ -1,4 +1,5 @@
-"""Runtime job: run a program spec on Lava (``Loihi2SimCfg(select_tag="fixed_pt")``).
+"""Runtime job: run a program spec on Lava (``Loihi2SimCfg(select_tag="fixed_pt")``, with the
+fast ``DelayDense`` model of :mod:`.fast_models`).
 
 ``python -m snncc.backends.lava.runtime.program JOBDIR`` (protocol of :mod:`snncc.runtime.jobs`;
 the compile side calls it through :func:`snncc.backends.lava.runner.run_on_lava`). It generates
@@ -7,7 +8,8 @@ source and calls its ``run``, so the job runs exactly the program ``emit`` write
 
 Inputs (``inputs.npz``): the spec's arrays (:meth:`ProgramSpec.to_payload` keys) and
 ``host:<population>``, ``[T, B, n]`` integer ``a_in`` for every host-fed population.
-Parameters (``params.json``): ``spec`` (the payload document), ``batch``.
+Parameters (``params.json``): ``spec`` (the payload document), ``batch``, optional ``fused``
+(run the whole program as one ``SpecProgram`` CPU process, :mod:`.fused`).
 Outputs (``outputs.npz``), for population ``i`` of the spec: ``s<i>``, its spikes ``[T, B, n]``
 (uint8, the pipeline latency removed) and ``n<i>``, its spike counts per neuron ``[B, n]``.
 Result (``result.json``): lava-nc version, Lava steps, process count, wall times, populations.
@@ -56,7 +58,8 @@ def run(
         def progress(done: int) -> None:
             report_progress(job_dir, done)
 
-    raw = network["run"](inputs, spec, host, batch, progress=progress)
+    fused = bool(params.get("fused"))
+    raw = network["run"](inputs, spec, host, batch, progress=progress, fused=fused)
     t2 = time.perf_counter()
     win = windows(spec, raw, batch)
     outputs: dict[str, np.ndarray] = {}
@@ -65,11 +68,13 @@ def run(
         outputs[f"n{i}"] = outputs[f"s{i}"].sum(axis=0, dtype=np.int64)
     result = {
         "lava_nc": version("lava-nc"),
-        "run_cfg": "Loihi2SimCfg(select_tag='fixed_pt')",
+        "run_cfg": "Loihi2SimCfg(select_tag='fixed_pt') + fast DelayDense (fast_models)",
         "steps": spec.run_steps(batch),
         "batch": batch,
-        # populations, connections, one RingBuffer per host input, one Monitor per population
-        "processes": 2 * len(spec.populations) + len(spec.connections) + len(host),
+        # populations, connections, one RingBuffer per host input, one Monitor per population;
+        # fused: the SpecProgram, one RingBuffer, one Monitor
+        "processes": 3 if fused else 2 * len(spec.populations) + len(spec.connections) + len(host),
+        "fused": fused,
         "populations": [p.name for p in spec.populations],
         "setup_s": round(t1 - t0, 3),
         "run_s": round(t2 - t1, 3),
