@@ -197,7 +197,9 @@ def compile_model(
     input_paths = _input_paths(ref, eval)
     check_output_dir(out_dir, force=force, inputs=input_paths)  # before the minute of work
     budget_obj = parse_budget(budget) if isinstance(budget, str) else budget
-    if getattr(budget_obj, "boards", None) is not None and target != "spinnaker":
+    if getattr(budget_obj, "boards", None) is not None and "boards" not in (
+        targets.get(target).budget_units
+    ):
         raise SnnccError(
             f"bad --budget {budget_obj.text!r}: boards are SpiNN-5 boards (48 SpiNNaker chips)",
             code="BU001",
@@ -269,7 +271,7 @@ def check_attention(target: str, attention: str) -> None:
             hint=f"use one of: {', '.join(ATTENTION_CHOICES)}",
             exit_code=2,
         )
-    if target == "spinnaker" and attention == "process":
+    if attention == "process" and not targets.get(target).custom_processes:
         raise SnnccError(
             "--attention process on spinnaker: PyNN has no dynamic synapses, so SpiNNaker "
             "always expands spike products into AND neurons",

@@ -47,6 +47,37 @@ class Target:
     #: ``for_report(spec, plan, budget, log_path) -> (section, files, note)``: the program mapped
     #: by the vendor's own tools (SpiNNaker: sPyNNaker on a virtual board); None: not mapped.
     mapper: str | None = None
+    #: Per-core cost models by ``--conv-synapses`` costing (the first is the default).
+    cost_models: tuple[tuple[str, str], ...] = ()
+    #: Runs exact fixed-point processes beside the neurocores (spike products, a max of
+    #: currents): Lava ProcessModels, Loihi 2's embedded cores. Without them spike products are
+    #: AND-expanded and a max of currents is refused.
+    custom_processes: bool = False
+    #: Neurons are programmable and spikes graded (Loihi 2 microcode, integer payloads): ExpG-IF
+    #: runs as a programmable neuron and a too-wide fan-in is summed in graded partial-sum relays.
+    programmable_neurons: bool = False
+    #: Units ``--budget`` accepts besides bytes and cores.
+    budget_units: tuple[str, ...] = ("chips",)
+    #: ``snncc export --format`` values a build of this target can be written as.
+    export_formats: tuple[str, ...] = ("nir",)
+
+    def cost_model(self, conv_synapses: str | None) -> Any:
+        """The per-core cost model class for a ``--conv-synapses`` costing (None: the default).
+
+        A costing the target does not have is bad input (``MM003``).
+        """
+        models = dict(self.cost_models)
+        key = conv_synapses if conv_synapses is not None else self.cost_models[0][0]
+        if key not in models:
+            raise SnnccError(
+                f"--conv-synapses {key} is not a costing of {self.name}: {self.title} has "
+                f"{', '.join(models)}",
+                code="MM003",
+                hint=f"drop --conv-synapses for --target {self.name}",
+                exit_code=2,
+            )
+        module, _, attr = models[key].partition(":")
+        return getattr(importlib.import_module(module), attr)
 
     def load(self, part: str) -> Any:
         """Import and return the object a part names (``"pkg.module:attr"``)."""
@@ -74,6 +105,13 @@ TARGETS: dict[str, Target] = {
         emitter="snncc.backends.lava.emit:emit",
         runner="snncc.backends.lava.runner:run_on_lava",
         simulators=("lava",),
+        cost_models=(
+            ("shared", "snncc.backends.lava.calibrated:LoihiCalibratedModel"),
+            ("per-connection", "snncc.backends.lava.memory:LoihiMemoryModel"),
+        ),
+        custom_processes=True,
+        programmable_neurons=True,
+        export_formats=("nir", "netx"),
     ),
     "spinnaker": Target(
         name="spinnaker",
@@ -90,6 +128,8 @@ TARGETS: dict[str, Target] = {
         encode="snncc.backends.spinnaker.host:encode",
         readout="snncc.backends.spinnaker.host:readout",
         mapper="snncc.backends.spinnaker.mapping:for_report",
+        cost_models=(("per-connection", "snncc.backends.spinnaker.memory:SpiNNakerMemoryModel"),),
+        budget_units=("chips", "boards"),
     ),
 }
 NAMES: tuple[str, ...] = tuple(TARGETS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from snncc import targets
 from snncc.backends.lower.balance import MAX_DELAY, balance
 from snncc.backends.lower.choice import choose
 from snncc.backends.lower.lower import lower_program
@@ -50,7 +51,8 @@ def lower(g: Graph, ctx: PassContext) -> Graph:
         ctx.decide(f"no program lowering for target {target!r} yet: program not generated")
         return g
     try:
-        if target == "loihi":  # spike products: a custom process or AND neurons (choice.py)
+        if targets.get(str(target)).custom_processes:  # spike products: a process or AND
+            # neurons, chosen by cost and budget (choice.py)
             spec, attention = choose(g, ctx.config, fn)
             spec.attention = attention
         else:

@@ -72,5 +72,11 @@ class SpiNNakerConstraints:
         words = self.row_header_words + max_row_length
         return n_pre * words * self.word_bytes + self.synaptic_block_overhead
 
+    @property
+    def core_memory_bytes(self) -> int:
+        """A core's share of its chip's SDRAM (synaptic matrices live there, shared by the
+        chip's application cores): ``sdram_per_chip // cores_per_chip``."""
+        return self.sdram_per_chip // self.cores_per_chip
+
 
 SPINNAKER = SpiNNakerConstraints()

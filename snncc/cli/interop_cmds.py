@@ -101,7 +101,9 @@ def export_bytes(args: argparse.Namespace) -> tuple[bytes, str]:
     ref = Path(args.model)
     if ref.is_dir():
         graph, target = _build_graph(ref)
-        if args.format == "netx" and target != "loihi":
+        from snncc import targets
+
+        if args.format not in targets.get(target).export_formats:
             raise SnnccError(
                 f"{ref}: a build for {target}; netx is Lava's format (Loihi fixed point)",
                 code="NX001",

@@ -63,11 +63,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from snncc import targets
 from snncc.diagnostics import SnnccError
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
 from snncc.passes.manager import PassContext
-from snncc.quant import loihi, pins, spinnaker
+from snncc.quant import pins, spinnaker
 from snncc.quant.common import check_finite_weights, clone_for_host
 from snncc.quant.lower import lower_avg_pools
 from snncc.quant.rewrite import (
@@ -78,8 +79,6 @@ from snncc.quant.rewrite import (
     sums_as_synapses,
 )
 from snncc.quant.streams import PRODUCTS, Split, partition_nodes, split_graph
-
-TARGETS = {"loihi": loihi.quantize_stream, "spinnaker": spinnaker.quantize_stream}
 
 
 def _host_bounds(g: Graph, ctx: PassContext) -> dict[str, float]:
@@ -103,12 +102,14 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
               per quantized op in ``ctx.stats["layers"]`` and one decision line per stream.
     """
     target = ctx.config.get("target")
-    if target not in TARGETS:
+    if target not in targets.NAMES:
         raise SnnccError(
             f"quantize: unknown target {target!r}",
             code="QNT000",
-            hint=f"choose one of {sorted(TARGETS)}",
+            hint=f"choose one of {sorted(targets.NAMES)}",
         )
+    t = targets.get(target)
+    quantize_stream = t.load("quantizer")
     _check_mappable_neurons(g, target)  # refusals first, before calibration runs the model
     check_finite_weights(g, g.topo_order())
     bounds = _host_bounds(g, ctx)
@@ -116,8 +117,8 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
     layers: list[dict] = []
     record: dict = {"target": target, "streams": {}, "weights": {}}
     for stream in split.streams:
-        plan = TARGETS[target](g, stream, bounds.get(stream.host) if stream.host else None)
-        if target == "spinnaker":
+        plan = quantize_stream(g, stream, bounds.get(stream.host) if stream.host else None)
+        if not t.custom_processes:  # a max of currents runs only as a fixed-point process
             spinnaker.refuse_max_pools(g, stream)
         layers.extend(plan.rows)
         record["streams"][stream.neurons[0]] = plan.pin
@@ -135,7 +136,7 @@ def quantize(g: Graph, ctx: PassContext) -> Graph:
     for n in sorted(split.deployed):
         if isinstance(g.op(n), PRODUCTS):
             g.node_meta(n)["quant"] = {"dynamic_product": True, "exact_integer": True}
-            if target == "loihi":
+            if t.custom_processes:
                 ctx.decide(
                     f"{n}: {g.op(n).kind} of spikes computed exactly as integers by a custom "
                     "fixed-point process (not neurocore-native)"
@@ -217,7 +218,7 @@ def _check_mappable_neurons(g: Graph, target: str) -> None:
     On Loihi every ExpG-IF runs as the programmable neuron; elsewhere it is refused.
     """
     expgif = [n for n in g.topo_order() if isinstance(g.op(n), O.ExpGIF)]
-    if not expgif or target == "loihi":
+    if not expgif or targets.get(target).programmable_neurons:
         return
     more = f" (and {len(expgif) - 1} more ExpGIF neurons)" if len(expgif) > 1 else ""
     chip = (

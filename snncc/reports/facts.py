@@ -30,13 +30,7 @@ def core_capacity(target: str, core_memory: int | None) -> int:
     """
     if core_memory is not None:
         return int(core_memory)
-    if target == "loihi":
-        from snncc.backends.lava.constraints import LOIHI
-
-        return LOIHI.core_memory_bytes
-    from snncc.backends.spinnaker.constraints import SPINNAKER
-
-    return SPINNAKER.sdram_per_chip // SPINNAKER.cores_per_chip
+    return int(targets.get(target).load("constraints").core_memory_bytes)
 
 
 def budget_dict(budget: Any) -> dict[str, Any]:
@@ -85,8 +79,8 @@ def largest_product(plan: dict[str, Any], target: str = "spinnaker") -> str:
         f"; the largest layer, {big['name']}, is the exact AND expansion of a spike MatMul "
         f"({int(big['neurons']):,} AND neurons on {int(big['cores']):,} cores): a smaller "
         "slice, local attention windows or fewer tokens shrink it"
-        + (", and --attention auto or process runs it as a custom process" if target == "loihi"
-           else "")
+        + (", and --attention auto or process runs it as a custom process"
+           if targets.get(target).custom_processes else "")
     )  # fmt: skip
 
 

@@ -23,24 +23,25 @@ from snncc.ir.graph import Graph
 from snncc.resources.memory import TARGETS, LayerMemory, Projection, Unit, deployed_units
 
 __all__ = [
-    "DEFAULT_CONV_SYNAPSES", "TARGETS", "WHOLE", "Layout", "chunks", "layer_memory", "layout",
+    "TARGETS", "WHOLE", "Layout", "chunks", "layer_memory", "layout",
     "max_atoms_per_core", "split_fan_in", "target_model",
 ]  # fmt: skip
 
 
-#: The cost model used when none is named, per target: on Loihi the model calibrated on Intel's
-#: Loihi 2 compiler output (``shared``: convolution kernels stored once per core, SynMem units;
-#: docs/budget.md §3), on SpiNNaker the only one (sPyNNaker stores every synaptic row). One
-#: table for every caller (compile, slices, the memory model), so that a layer's memory in a
-#: report and in :func:`layer_memory` cannot disagree.
-DEFAULT_CONV_SYNAPSES: dict[str, str] = {"loihi": "shared", "spinnaker": "per-connection"}
-
-
 def conv_synapses_for(target: str, conv_synapses: str | None) -> str:
-    """``conv_synapses`` as given, or the target's default when None."""
+    """``conv_synapses`` as given, or the target's default costing when None.
+
+    The default is the first of the target's ``cost_models`` (:mod:`snncc.targets`): on Loihi the
+    model calibrated on Intel's Loihi 2 compiler output (``shared``: convolution kernels stored
+    once per core, SynMem units; docs/budget.md §3), on SpiNNaker the only one (sPyNNaker stores
+    every synaptic row). One table for every caller (compile, slices, the memory model), so that
+    a layer's memory in a report and in :func:`layer_memory` cannot disagree.
+    """
+    from snncc import targets
+
     if conv_synapses is not None:
         return conv_synapses
-    return DEFAULT_CONV_SYNAPSES.get(target, "per-connection")
+    return targets.get(target).cost_models[0][0]
 
 
 def target_model(
@@ -52,37 +53,13 @@ def target_model(
     (``snncc.backends.lava.memory``), ``"shared"`` the model calibrated on Intel's compiler
     output (``snncc.backends.lava.calibrated``: shared convolution kernels, SynMem units).
     SpiNNaker stores every synaptic row (sPyNNaker's static synapses), so ``shared`` is refused
-    there.
+    there (``MM003``). The table is the target's ``cost_models``.
     """
-    from snncc.backends.lava.memory import CONV_SYNAPSES
+    from snncc import targets
 
-    conv_synapses = conv_synapses_for(target, conv_synapses)
-    if conv_synapses not in CONV_SYNAPSES:
-        raise SnnccError(
-            f"unknown --conv-synapses {conv_synapses!r}",
-            code="MM003",
-            hint=f"use one of: {', '.join(CONV_SYNAPSES)}",
-        )
-    if target == "loihi":
-        if conv_synapses == "shared":
-            from snncc.backends.lava.calibrated import LoihiCalibratedModel
-
-            return LoihiCalibratedModel(core_memory)
-        from snncc.backends.lava.memory import LoihiMemoryModel
-
-        return LoihiMemoryModel(core_memory)
-    if target == "spinnaker":
-        from snncc.backends.spinnaker.memory import SpiNNakerMemoryModel
-
-        if conv_synapses != "per-connection":
-            raise SnnccError(
-                "--conv-synapses shared is a Loihi assumption: sPyNNaker stores a padded row "
-                "per presynaptic neuron",
-                code="MM003",
-                hint="drop --conv-synapses for --target spinnaker",
-            )
-        return SpiNNakerMemoryModel(core_memory)
-    raise SnnccError(f"unknown target {target!r}", code="MM001", hint="loihi or spinnaker")
+    if target not in targets.NAMES:
+        raise SnnccError(f"unknown target {target!r}", code="MM001", hint="loihi or spinnaker")
+    return targets.get(target).cost_model(conv_synapses)(core_memory)
 
 
 def _fits(model: Any, unit: Unit, k: int) -> bool:

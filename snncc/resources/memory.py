@@ -48,7 +48,7 @@ SYNAPTIC = (O.Linear, O.Conv1d, O.Conv2d, O.AvgPool2d, O.Sum, O.Mean)
 SPIKE_SIDE = (O.Reshape, O.Permute, O.Repeat, O.Slice, O.Pad, O.Delay, O.Scale, O.Add)
 #: Ops that keep consecutive elements consecutive (the ``group`` bound stays valid).
 ORDER_KEEPING = (O.Reshape, O.Scale, O.Add, O.Delay, O.BatchNorm)
-TARGETS = ("loihi", "spinnaker")
+TARGETS = ("loihi", "spinnaker")  # the names; each one's description is snncc.targets
 #: Re-exported: the geometry helpers lived here before :mod:`snncc.resources.memory_geometry`.
 __all__ = [
     "SYNAPTIC", "TARGETS", "LavaForm", "LayerMemory", "Projection", "Unit", "conv_sources",
@@ -159,7 +159,11 @@ def _reaches_neuron(g: Graph, name: str, memo: dict[str, bool]) -> bool:
 def find_units(g: Graph, target: str, join_relays: bool = True) -> dict[str, str]:
     """Deployed layers: node -> kind (see module docstring); relays only on Loihi, and only
     with ``join_relays`` (without, every consumer of a join reads each branch itself: the
-    fan-in expansion ``backends/lower`` emits)."""
+    fan-in expansion ``backends/lower`` emits). Spike products are AND neurons where the target
+    has no custom processes (or the lowering expanded them), and relays need graded spikes."""
+    from snncc import targets
+
+    t = targets.get(target)
     memo: dict[str, bool] = {}
     units: dict[str, str] = {}
     for n in g.topo_order():
@@ -170,11 +174,11 @@ def find_units(g: Graph, target: str, join_relays: bool = True) -> dict[str, str
             if isinstance(op, O.MaxPool2d):
                 if g.type(g.inputs_of(n)[0]).kind is Kind.SPIKE:
                     units[n] = "or"
-            elif isinstance(op, O.Mul) or target == "spinnaker" or expanded(g, n):
+            elif isinstance(op, O.Mul) or not t.custom_processes or expanded(g, n):
                 units[n] = "and"
             else:
                 units[n] = "dynamic"
-    if target == "loihi" and join_relays:
+    if t.programmable_neurons and join_relays:  # graded partial-sum relays
         _add_relays(g, units)
     return {n: units[n] for n in g.topo_order() if n in units}
 
