@@ -8,17 +8,26 @@ few steps lower the cross-entropy that the *reference* (not the trainer) measure
 fine-tuned graph's reference run reproduces the trainable forward payload for payload. There is
 no trained ge2mst checkpoint, so the model is the zoo's random one made to fire (zoo.py); its
 frozen float readout keeps the logits small, hence a loss near ln 10 and a criterion on the drop.
+A converted ONNX SNN covers the one-group ``start`` schedule and the clock-fed biases.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from snncc.analysis.feeds import to_feeds
 from snncc.data.digits import digits
+from snncc.interop.ann2snn import convert
+from snncc.interop.onnx_read import read_onnx
 from snncc.ir import ops as O
+from snncc.passes.manager import PassContext, run_pipeline
+from snncc.passes.pipeline import FRONT_PIPELINE
+from snncc.passes.quantize import quantize
 from snncc.reference import run
 from snncc.reference.loihi_kernels import expgif_trace
 from snncc.torch_exact import ExactProgram
@@ -128,3 +137,52 @@ def test_one_group_schedule_and_saturation(start: int | None) -> None:
     y.sum().backward()
     assert x.grad is not None and bool(torch.isfinite(x.grad).all())
     assert bool(x.grad.abs().sum() > 0)
+
+
+class _SmallCNN(nn.Module):
+    """Conv-ReLU, average pool, Gemm-ReLU, Gemm: an ANN ``snncc convert`` turns into one-group
+    ExpG-IF layers (``start`` 0 and ``bits``) plus the clock neuron that carries the biases."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.l1 = nn.Linear(8 * 4 * 4, 32)
+        self.l2 = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(
+            self.l1(torch.flatten(nn.functional.avg_pool2d(torch.relu(self.c1(x)), 2), 1))
+        )
+        return self.l2(h)
+
+
+def test_converted_onnx_snn_trains(tmp_path, one_thread: None) -> None:  # noqa: ANN001
+    """A converted ONNX SNN (one-group schedule, clock-fed biases) on Loihi: exact payloads, a
+    gradient for every deployed weight (the clock's bias synapses included)."""
+    torch.manual_seed(0)
+    path = tmp_path / "cnn.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter (onnxscript is not installed)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(_SmallCNN().eval(), (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False)
+    x_cal, _ = digits("train", size=8)
+    g, _ = convert(read_onnx(path), x_cal[:128], bits=4, timesteps=9)
+    g, _ = run_pipeline(g, FRONT_PIPELINE)
+    q, _ = run_pipeline(g, [quantize], PassContext(config={"target": "loihi"}))
+    neurons = [n for n in q.topo_order() if q.op(n).NEURON]
+    assert all(isinstance(q.op(n), O.LoihiExpGIF) and q.op(n).start is not None for n in neurons)
+    assert len({q.op(n).start for n in neurons}) > 1
+    x, _ = digits("test", size=8)
+    prog = TrainableProgram(q)
+    got = prog(prog.feeds(x[:8]))
+    want = ExactProgram(q)(prog.feeds(x[:8]))
+    for n in neurons:
+        assert torch.equal(got.values[n].detach(), want.values[n]), n
+        assert bool(want.spikes[n].any()), f"{n} never fires"
+    (out,) = got.outputs.values()
+    assert torch.equal(out.detach(), next(iter(want.outputs.values())))
+    out.sum().backward()
+    thetas = list(prog.parameters())
+    assert len(thetas) == len(_deployed(q)) == 2  # l1 and the clock's bias synapse (c1, l2 host)
+    for p in thetas:
+        assert p.grad is not None and bool(torch.isfinite(p.grad).all())
+        assert bool(p.grad.abs().sum() > 0)
