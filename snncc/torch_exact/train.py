@@ -15,13 +15,17 @@ same integer program, bit for bit, and whose backward is defined:
   factors have 12 bits, so float64 is exact; see :func:`_lif_f64`) with straight-through
   gradients through the truncations, the wrap and the saturation, and SpikingJelly's sigmoid
   surrogate (``alpha = 4``) for the spike, taken in the float model's membrane units
-  ``v / (64 · s)``; the reset is detached, as the zoo's ``detach_reset=True``.
+  ``v / (64 · s)``; the reset is detached, as the zoo's ``detach_reset=True``;
+- ``LoihiExpGIF`` (the programmable neuron of ge2mst models and converted SNNs) runs its integer
+  program in float64 with the same surrogate per bit on ``(v - th[k]) / th[k]`` and a graded,
+  payload-weighted output (:mod:`snncc.torch_exact.train_expgif`).
+
+The straight-through pieces the tables share are in :mod:`snncc.torch_exact.straight_through`.
 
 Host ops (encoding, readout) stay frozen float. :func:`finetune` trains on labelled samples and
 returns the graph with the new integer weights; that graph runs in the target's reference (and
-``snncc.torch_exact``) with exactly the spikes the trainable forward produced. Not covered yet:
-``LoihiExpGIF`` (``TEX003``), and writing a checkpoint that ``snncc compile`` re-quantizes to
-the same integers (docs/fidelity.md §4).
+``snncc.torch_exact``) with exactly the spikes the trainable forward produced;
+:mod:`snncc.torch_exact.finetune` writes it back into a checkpoint (docs/fidelity.md §4).
 """
 
 from __future__ import annotations
@@ -49,46 +53,13 @@ from snncc.torch_exact import float_spatial as S
 from snncc.torch_exact import loihi_ops
 from snncc.torch_exact.base import UNSUPPORTED, Builder, Kernel, NodeInfo, RunCtx, f64
 from snncc.torch_exact.program import ExactProgram
+from snncc.torch_exact.straight_through import SURROGATE_ALPHA, RoundClamp, Spike, ste
+from snncc.torch_exact.train_expgif import build_expgif
 
-SURROGATE_ALPHA = 4.0
-
-
-class RoundClamp(torch.autograd.Function):
-    """``clamp(round(theta), lo, hi)`` forward (exact), identity backward (straight through)."""
-
-    @staticmethod
-    def forward(ctx, theta: torch.Tensor, lo: int, hi: int) -> torch.Tensor:  # noqa: D102
-        return torch.clamp(torch.round(theta), lo, hi)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
-        return grad, None, None
-
-
-class Spike(torch.autograd.Function):
-    """``v > threshold`` forward; sigmoid-surrogate backward on ``(v - threshold) / unit``."""
-
-    @staticmethod
-    def forward(ctx, v: torch.Tensor, threshold: float, unit: float) -> torch.Tensor:  # noqa: D102
-        ctx.save_for_backward(v)
-        ctx.threshold, ctx.unit = threshold, unit
-        return (v > threshold).to(v.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
-        (v,) = ctx.saved_tensors
-        sg = torch.sigmoid(SURROGATE_ALPHA * (v - ctx.threshold) / ctx.unit)
-        return grad * SURROGATE_ALPHA * sg * (1.0 - sg) / ctx.unit, None, None
-
-
-def ste(x: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
-    """``fx`` forward, the gradient of ``x`` backward.
-
-    Exact because ``x`` and ``fx`` are both exact in float64 and ``fx - x`` is too (an integer
-    difference, or the fraction of a dyadic number with at most 12 fractional bits), so
-    ``x + (fx - x)`` rounds to ``fx`` itself.
-    """
-    return x + (fx - x).detach()
+__all__ = [
+    "SURROGATE_ALPHA", "KERNELS", "RoundClamp", "Spike", "TrainableProgram", "finetune",
+    "ste", "trainable",
+]  # fmt: skip
 
 
 def _lif_f64(k: Kernel, a: torch.Tensor) -> torch.Tensor:
@@ -176,18 +147,11 @@ def _deployed(float_builder: Builder, conv: bool) -> Builder:
     return build
 
 
-def _not_trainable(op: O.Op, info: NodeInfo) -> Kernel:
-    raise SnnccError(
-        f"node {info.node!r} ({op.kind}): not trainable yet (LIF programs only)",
-        code=UNSUPPORTED,
-    )
-
-
-#: The loihi table with trainable deployed weights and LIF neurons.
+#: The loihi table with trainable deployed weights, LIF and ExpG-IF neurons.
 KERNELS: dict[type[O.Op], Builder] = {
     **loihi_ops.KERNELS,
     O.LoihiLIF: _build_lif,
-    O.LoihiExpGIF: _not_trainable,
+    O.LoihiExpGIF: build_expgif,
     O.Linear: _deployed(loihi_ops.KERNELS[O.Linear], conv=False),
     O.Conv1d: _deployed(loihi_ops.KERNELS[O.Conv1d], conv=True),
     O.Conv2d: _deployed(loihi_ops.KERNELS[O.Conv2d], conv=True),
@@ -197,8 +161,8 @@ KERNELS: dict[type[O.Op], Builder] = {
 class TrainableProgram(ExactProgram):
     """The exact program with trainable deployed weights (see the module docstring).
 
-    Requires: a graph quantized for Loihi whose neurons are ``LoihiLIF``, or for SpiNNaker
-              (:mod:`snncc.torch_exact.train_spinnaker`); the table follows
+    Requires: a graph quantized for Loihi (``LoihiLIF``/``LoihiExpGIF`` neurons) or for
+              SpiNNaker (:mod:`snncc.torch_exact.train_spinnaker`); the table follows
               ``graph.meta["quant"]["target"]``.
     Ensures:  ``forward`` equals :class:`ExactProgram`'s spike for spike; ``parameters()`` are
               the latent weights; :meth:`to_graph` gives the graph with the current integers.

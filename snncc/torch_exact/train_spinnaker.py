@@ -41,7 +41,7 @@ from snncc.torch_exact.base import (
     imag_part,
     real_part,
 )
-from snncc.torch_exact.train import RoundClamp, Spike, ste
+from snncc.torch_exact.straight_through import RoundClamp, Spike, ste
 
 #: The stored-weight range: 16-bit magnitudes, the sign picks the receptor.
 WEIGHT_MIN, WEIGHT_MAX = -RING_MAX, RING_MAX

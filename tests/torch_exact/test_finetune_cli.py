@@ -125,3 +125,30 @@ def test_models_that_cannot_be_fine_tuned(model: str, code: str, tmp_path, capsy
                "-o", str(tmp_path / "x.pt")])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and code in err and not (tmp_path / "x.pt").exists()
+
+
+def test_expgif_model_round_trips(tmp_path, capsys) -> None:  # noqa: ANN001
+    """ge2mst-tiny (every neuron a programmable ExpG-IF; its synapses read graded payloads, so
+    their ``input_unit`` is the payload unit): the file compiles back to the trainer's integers.
+
+    The zoo model is random and nearly silent, so a large step moves integers at all."""
+    torch.set_num_threads(1)
+    out = tmp_path / "ge.pt"
+    args = ["--train-samples", "32", "--lr", "5", "--epochs", "3", "--batch-size", "16"]
+    rc = main(["finetune", "ge2mst-tiny", "--target", "loihi", "--data", "digits", *args,
+               "-o", str(out), "--json"])  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    setup = prepare("ge2mst-tiny", "loihi", "digits")
+    x, y = digits("train", size=16)
+    want = finetune(setup.program, x[:32], y[:32], epochs=3, lr=5.0, batch=16, seed=0)
+    changed = sum(
+        int(np.sum(np.asarray(want.op(n).weight) != np.asarray(setup.program.op(n).weight)))
+        for n in _deployed(want)
+        if hasattr(want.op(n), "weight")
+    )
+    assert changed > 1000 and result["changed_integers"] == changed
+    got = from_model(str(out), "loihi").graph
+    assert _deployed(got) == _deployed(want)
+    for n in _deployed(want):
+        assert op_equal(got.op(n), want.op(n)), n
