@@ -104,7 +104,7 @@ TARGETS: dict[str, Target] = {
         lowering="snncc.backends.lower.lower:lower_program",
         emitter="snncc.backends.lava.emit:emit",
         runner="snncc.backends.lava.runner:run_on_lava",
-        simulators=("lava",),
+        simulators=("lava", "lava-fused"),
         cost_models=(
             ("shared", "snncc.backends.lava.calibrated:LoihiCalibratedModel"),
             ("per-connection", "snncc.backends.lava.memory:LoihiMemoryModel"),

@@ -17,9 +17,13 @@ from typing import Any
 import numpy as np
 
 from snncc.backends.lower.spec import ProgramSpec
+from snncc.diagnostics import SnnccError
 from snncc.runtime.bridge import run_in_runtime
 
 PROGRAM_MODULE = "snncc.backends.lava.runtime.program"
+#: What ``snncc run --simulator`` offers for a Loihi build: the emitted per-layer Lava network, or
+#: the same program fused into one CPU process (bit-exact, faster, no Loihi 2 counterpart).
+SIMULATORS = ("lava", "lava-fused")
 HOST_PREFIX = "host:"  # snncc.backends.lava.runtime.program.HOST_PREFIX (that module imports Lava)
 
 
@@ -42,6 +46,7 @@ def run_on_lava(
     progress: Callable[[int], None] | None = None,
     log_path: str | Path | None = None,
     fused: bool = False,
+    simulator: str = "lava",
 ) -> LavaRun:
     """Run ``batch`` samples of ``spec`` in the runtime environment under Lava ``fixed_pt``.
 
@@ -50,8 +55,14 @@ def run_on_lava(
               lays them out; raises ``SnnccError`` ``RT00x`` when the job fails (its stderr
               saved to ``log_path`` when given). ``progress(k)`` is called as samples finish.
     With ``fused``, the whole program runs as one ``SpecProgram`` CPU process (same spikes,
-    much faster on CPU, no Loihi 2 counterpart: :mod:`snncc.backends.lava.runtime.fused`).
+    much faster on CPU, no Loihi 2 counterpart: :mod:`snncc.backends.lava.runtime.fused`);
+    ``simulator="lava-fused"`` (``snncc run --simulator lava-fused``) asks for the same.
     """
+    if simulator not in SIMULATORS:
+        raise SnnccError(
+            f"unknown Lava simulator {simulator!r}", code="RUN002", hint="use lava or lava-fused"
+        )
+    fused = fused or simulator == "lava-fused"
     doc, arrays = spec.to_payload()
     inputs = dict(arrays)
     for pop, a in host.items():

@@ -178,6 +178,19 @@ def test_lava_run_equals_the_reference(build: Path, capsys: pytest.CaptureFixtur
     assert min(rates) > 0 and sum(0.02 <= r <= 0.5 for r in rates) >= 0.8 * len(rates)
 
 
+@pytest.mark.runtime
+def test_fused_lava_run_equals_the_reference(
+    build: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--simulator lava-fused``: the program as one CPU process, still spike-exact."""
+    code, out, err = _run(capsys, str(build), "--data", "digits", "--samples", "3", "--check",
+                          "--simulator", "lava-fused", "--json")  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["parity"]["equal"] and doc["parity"]["predictions_equal"]
+    assert doc["runtime"]["fused"] is True and doc["runtime"]["processes"] == 3
+
+
 def _job_processes() -> list[str]:
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [ln for ln in ps.splitlines() if "snncc.backends.lava.runtime.program" in ln]
