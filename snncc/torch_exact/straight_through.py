@@ -7,6 +7,8 @@ the identity for roundings and clips, SpikingJelly's sigmoid surrogate for spike
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 #: SpikingJelly's sigmoid surrogate slope, as the zoo's neurons train with it.
@@ -60,3 +62,18 @@ def ste(x: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
     ``x + (fx - x)`` rounds to ``fx`` itself.
     """
     return x + (fx - x).detach()
+
+
+def loihi_a_in(k: Any, x: torch.Tensor) -> torch.Tensor:
+    """A Loihi neuron kernel's per-step input in ``a_in`` units, straight through.
+
+    A host-fed neuron (``host_scale > 0``) receives ``rint(x · host_scale)`` (Lava's host
+    encoding; identity backward); any other receives integer ``a_in`` from deployed synapses,
+    checked here so that an unquantized graph fails with the node named.
+    """
+    if k.op.host_scale > 0:
+        y = x * float(k.op.host_scale)
+        return ste(y, torch.round(y))
+    if not torch.equal(torch.round(x.detach()), x.detach()):
+        raise k.info.fail(k.op, "input is not integer a_in (is the graph quantized?)")
+    return x

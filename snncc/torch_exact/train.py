@@ -53,7 +53,13 @@ from snncc.torch_exact import float_spatial as S
 from snncc.torch_exact import loihi_ops
 from snncc.torch_exact.base import UNSUPPORTED, Builder, Kernel, NodeInfo, RunCtx, f64
 from snncc.torch_exact.program import ExactProgram
-from snncc.torch_exact.straight_through import SURROGATE_ALPHA, RoundClamp, Spike, ste
+from snncc.torch_exact.straight_through import (
+    SURROGATE_ALPHA,
+    RoundClamp,
+    Spike,
+    loihi_a_in,
+    ste,
+)
 from snncc.torch_exact.train_expgif import build_expgif
 
 __all__ = [
@@ -96,13 +102,7 @@ def _build_lif(op: O.LoihiLIF, info: NodeInfo) -> Kernel:
         if k.info.lead != 2:
             raise k.info.fail(k.op, "needs a per-step (temporal) input, got a static value")
         x = xs[0]
-        if k.op.host_scale > 0:
-            y = x * float(k.op.host_scale)
-            a = ste(y, torch.round(y))
-        else:
-            a = x
-            if not torch.equal(torch.round(x.detach()), x.detach()):
-                raise k.info.fail(k.op, "input is not integer a_in (is the graph quantized?)")
+        a = loihi_a_in(k, x)
         return torch.broadcast_to(_lif_f64(k, a), x.shape)
 
     s = float((info.meta.get("quant") or {}).get("s", 0.0))

@@ -28,7 +28,7 @@ import torch
 from snncc.ir import ops as O
 from snncc.reference.loihi_kernels import MAX_UV
 from snncc.torch_exact.base import Kernel, NodeInfo, RunCtx, f64
-from snncc.torch_exact.straight_through import SpikeAtOrAbove, ste
+from snncc.torch_exact.straight_through import SpikeAtOrAbove, loihi_a_in, ste
 
 
 def expgif_f64(
@@ -71,13 +71,7 @@ def build_expgif(op: O.LoihiExpGIF, info: NodeInfo) -> Kernel:
         if k.info.lead != 2:
             raise k.info.fail(k.op, "needs a per-step (temporal) input, got a static value")
         x = xs[0]
-        if k.op.host_scale > 0:
-            y = x * float(k.op.host_scale)
-            a = ste(y, torch.round(y))
-        else:
-            a = x
-            if not torch.equal(torch.round(x.detach()), x.detach()):
-                raise k.info.fail(k.op, "input is not integer a_in (is the graph quantized?)")
+        a = loihi_a_in(k, x)
         th = tuple(int(t) for t in k.op.thresholds)
         y = expgif_f64(a, th, k.t("bias"), k.op.start, k.params["unit"])
         return torch.broadcast_to(y, x.shape)
