@@ -97,17 +97,23 @@ def host_to_a_in(x: np.ndarray, host_scale: float) -> np.ndarray:
     return np.rint(np.asarray(x, dtype=np.float64) * float(host_scale)).astype(np.int64)
 
 
+def _a_in(op: O.LoihiLIF | O.LoihiExpGIF, x: np.ndarray, ctx: KernelCtx) -> np.ndarray:
+    """A Loihi neuron's input in ``a_in`` units: the host's rounding of an encoding current
+    (``host_scale > 0``), or the integer sums of deployed synapses, checked as such."""
+    if op.host_scale > 0:
+        return host_to_a_in(x, op.host_scale)
+    a = np.rint(x).astype(np.int64)
+    if not np.array_equal(a, x):
+        raise ctx.fail(op, "input is not integer a_in (is the graph quantized for loihi?)")
+    return a
+
+
 def loihi_lif(op: O.LoihiLIF, xs: list[np.ndarray], ctx: KernelCtx) -> np.ndarray:
     """:class:`~snncc.ir.ops.LoihiLIF` over T; returns 0/1 spikes as float64."""
     if ctx.lead != 2:
         raise ctx.fail(op, "needs a per-step (temporal) input, got a static value")
     x = xs[0]
-    if op.host_scale > 0:
-        a = host_to_a_in(x, op.host_scale)
-    else:
-        a = np.rint(x).astype(np.int64)
-        if not np.array_equal(a, x):
-            raise ctx.fail(op, "input is not integer a_in (is the graph quantized for loihi?)")
+    a = _a_in(op, x, ctx)
     _, _, spikes = lif_trace(a, op.du, op.dv, op.vth, op.bias_mant, op.bias_exp)
     return np.broadcast_to(spikes, x.shape).astype(np.float64)
 
@@ -175,12 +181,7 @@ def loihi_expgif(op: O.LoihiExpGIF, xs: list[np.ndarray], ctx: KernelCtx) -> np.
     if ctx.lead != 2:
         raise ctx.fail(op, "needs a per-step (temporal) input, got a static value")
     x = xs[0]
-    if op.host_scale > 0:
-        a = host_to_a_in(x, op.host_scale)
-    else:
-        a = np.rint(x).astype(np.int64)
-        if not np.array_equal(a, x):
-            raise ctx.fail(op, "input is not integer a_in (is the graph quantized for loihi?)")
+    a = _a_in(op, x, ctx)
     _, y = expgif_trace(a, op.thresholds, op.bias, start=op.start)
     return np.broadcast_to(y, x.shape).astype(np.float64)
 
