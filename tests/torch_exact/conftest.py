@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 
 from snncc.ir import ops as O
 from snncc.ir.graph import Graph
@@ -55,3 +56,12 @@ def builder() -> Callable[..., Builder]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20250101)
+
+
+@pytest.fixture
+def one_thread():  # noqa: ANN201
+    """One torch thread for the training tests (this host's 2 cores are shared), then restored."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

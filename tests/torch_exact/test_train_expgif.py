@@ -43,15 +43,6 @@ def _deployed(g) -> list[str]:  # noqa: ANN001
     return [n for n in g.topo_order() if "weight_exp" in (g.node_meta(n).get("quant") or {})]
 
 
-@pytest.fixture
-def one_thread():  # noqa: ANN201
-    """One torch thread (this host's 2 cores are shared), then restored."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("kind", ["digits", "random"])
 def test_trainable_forward_is_the_exact_program(kind: str, one_thread: None) -> None:
     q = quantized(MODEL, "loihi")

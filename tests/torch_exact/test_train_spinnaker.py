@@ -67,15 +67,6 @@ def _accuracy(g, x: np.ndarray, y: np.ndarray) -> float:  # noqa: ANN001
     return float(np.mean(out.reshape(len(y), -1).argmax(-1) == y))
 
 
-@pytest.fixture
-def one_thread():  # noqa: ANN201
-    """One torch thread for the training test (this host's 2 cores are shared), then restored."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_finetune_recovers_damaged_weights(one_thread: None) -> None:
     q = quantized(str(CHECKPOINT), "spinnaker")
     rng = np.random.default_rng(0)
